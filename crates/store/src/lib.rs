@@ -1,1 +1,188 @@
-//! placeholder
+//! Persistence for Tessera.
+//!
+//! One [`Store`] trait, two engines: SQLite (embedded, the default) and PostgreSQL
+//! (to scale out over several server nodes). The server only ever sees
+//! `Arc<dyn Store>`; it never knows which engine it runs on.
+//!
+//! Conventions shared by every method:
+//! - times are Unix seconds (`i64`), always passed in by the caller (the store never reads a
+//!   clock, so tests can inject time);
+//! - secrets are never stored: refresh tokens and client secrets arrive already hashed
+//!   (`Vec<u8>`, SHA-256), private signing keys arrive already encrypted;
+//! - uniqueness is enforced by constraints and reported as [`StoreError::Conflict`];
+//! - an unreachable database is [`StoreError::Unavailable`] (the server answers 503).
+
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use model::*;
+
+use std::sync::Arc;
+
+/// Result type of every store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The persistence interface of the auth server.
+///
+/// Every method is one atomic operation: either all of its writes happen or none.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Applies pending migrations. Idempotent.
+    async fn migrate(&self) -> Result<()>;
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+    /// The engine's name, for logs and metrics only (`"sqlite"` or `"postgres"`).
+    fn engine(&self) -> &'static str;
+
+    // ---- users ----------------------------------------------------------------------------
+
+    /// Inserts a user. `Conflict` when the (already normalized) email exists.
+    async fn create_user(&self, user: &NewUser) -> Result<User>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    /// Looks a user up by normalized email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// Number of users (first-run setup is offered while it is zero).
+    async fn count_users(&self) -> Result<u64>;
+    /// Lists users ordered by email, optionally filtered by a case-insensitive substring of
+    /// the email.
+    async fn list_users(&self, search: Option<&str>, limit: u32, offset: u32)
+        -> Result<Vec<User>>;
+    /// Applies the present fields of `update`. When `update.token_cutoff` is set the stored
+    /// cutoff becomes the maximum of the old and the new value. Returns the updated user, or
+    /// `None` when no such user exists.
+    async fn update_user(&self, id: &str, update: &UserUpdate) -> Result<Option<User>>;
+    /// Deletes a user with their sessions and refresh tokens. Returns whether it existed.
+    async fn delete_user(&self, id: &str) -> Result<bool>;
+
+    // ---- sessions and refresh tokens --------------------------------------------------------
+
+    /// Creates a session and its first refresh token (by hash) in one transaction.
+    async fn create_session(&self, session: &NewSession, refresh_hash: &[u8]) -> Result<Session>;
+    /// Looks a session up by id (revoked or not).
+    async fn session_by_id(&self, id: &str) -> Result<Option<Session>>;
+    /// Sessions of a user that are neither revoked nor expired at `now`, newest first.
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>>;
+    /// Atomically rotates the refresh token `old_hash` to `new_hash`.
+    ///
+    /// - `old_hash` unknown: [`Rotation::NotFound`].
+    /// - `old_hash` not yet rotated and its session live at `now` (not revoked, idle and
+    ///   absolute expiry in the future): marks it rotated at `now` with successor `new_hash`,
+    ///   inserts `new_hash`, sets the session's `last_used_at = now` and
+    ///   `idle_expires_at = min(now + idle_secs, absolute_expires_at)`; returns
+    ///   [`Rotation::Rotated`] with the updated session.
+    /// - already rotated: returns [`Rotation::AlreadyRotated`] with when, its successor's hash,
+    ///   whether that successor has itself been rotated, and the session. The caller decides
+    ///   between the grace window and reuse detection.
+    /// - session revoked or expired: [`Rotation::SessionInactive`].
+    ///
+    /// Concurrent calls with the same `old_hash` must yield exactly one `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<Rotation>;
+    /// Finds the session a refresh token (by hash) belongs to, without changing anything.
+    async fn refresh_token_session(&self, hash: &[u8]) -> Result<Option<Session>>;
+    /// Revokes one session (idempotent). Returns the session if it existed and was live
+    /// before this call, so the caller records one revocation event only.
+    async fn revoke_session(&self, id: &str, now: i64, reason: &str) -> Result<Option<Session>>;
+    /// Revokes every live session of a user except `keep` (if any). Returns the sessions
+    /// that this call revoked.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: i64,
+        reason: &str,
+    ) -> Result<Vec<Session>>;
+    /// Deletes sessions (and their refresh tokens) that expired or were revoked before
+    /// `before`. Returns how many went.
+    async fn prune_sessions(&self, before: i64) -> Result<u64>;
+
+    // ---- revocation feed ---------------------------------------------------------------------
+
+    /// Appends a revocation event and returns it with its cursor. Cursors increase strictly
+    /// and are visible to readers in cursor order (no reader may see cursor N+1 before N).
+    async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation>;
+    /// Events with `cursor > since` that have not expired at `now`, in cursor order, at most
+    /// `limit`.
+    async fn revocations_since(&self, since: i64, now: i64, limit: u32) -> Result<Vec<Revocation>>;
+    /// The smallest cursor still stored (events before it were pruned), if any.
+    async fn oldest_revocation_cursor(&self) -> Result<Option<i64>>;
+    /// The largest cursor ever handed out (0 when none).
+    async fn latest_revocation_cursor(&self) -> Result<i64>;
+    /// Is the single token `jti` revoked (RFC 7009)?
+    async fn is_token_revoked(&self, jti: &str, now: i64) -> Result<bool>;
+    /// Deletes events whose `expires_at < now`. Returns how many went.
+    async fn prune_revocations(&self, now: i64) -> Result<u64>;
+
+    // ---- signing keys ------------------------------------------------------------------------
+
+    /// Inserts a signing key. `Conflict` on a duplicate kid.
+    async fn insert_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Every stored key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Sets the retirement and removal times of a key (`None` leaves a field unchanged).
+    async fn update_key_schedule(
+        &self,
+        kid: &str,
+        retire_at: Option<i64>,
+        remove_at: Option<i64>,
+    ) -> Result<()>;
+    /// Deletes keys whose `remove_at` is before `now`.
+    async fn prune_keys(&self, now: i64) -> Result<u64>;
+
+    // ---- OAuth clients -----------------------------------------------------------------------
+
+    /// Inserts a client. `Conflict` on a duplicate client id.
+    async fn create_client(&self, client: &Client) -> Result<()>;
+    /// Looks a client up by id.
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>>;
+    /// Every client, by creation time.
+    async fn list_clients(&self) -> Result<Vec<Client>>;
+    /// Deletes a client. Returns whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+
+    // ---- brute-force throttling ---------------------------------------------------------------
+
+    /// Current throttle state of a key (`acct:<email>`, `ip:<addr>`), if any.
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>>;
+    /// Records one failure atomically: when the stored state's `window_start` is older than
+    /// `now - window_secs` (or there is none) the counter restarts at 1 with
+    /// `window_start = now`, otherwise it increments. Returns the new state; the caller
+    /// computes the delay from `failures` and stores it with [`Store::throttle_lock`].
+    async fn throttle_hit(&self, key: &str, now: i64, window_secs: i64) -> Result<Throttle>;
+    /// Sets `locked_until` of a key (after [`Store::throttle_hit`]).
+    async fn throttle_lock(&self, key: &str, locked_until: i64) -> Result<()>;
+    /// Forgets a key (after a successful login).
+    async fn throttle_clear(&self, key: &str) -> Result<()>;
+
+    // ---- audit log ---------------------------------------------------------------------------
+
+    /// Appends an audit event.
+    async fn audit(&self, event: &NewAuditEvent) -> Result<()>;
+    /// Audit events newest first, filtered by actor/subject user id and event name, paged by
+    /// `before_id` (exclusive; `None` for the newest page).
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+}
+
+/// Opens the store named by a database URL: `sqlite://path` (created when missing) or
+/// `postgres://...`. Does not migrate; call [`Store::migrate`].
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::Config(
+            "PostgreSQL support is not built yet".to_string(),
+        ))
+    } else {
+        Err(StoreError::Config(
+            "unsupported database URL scheme (expected sqlite:// or postgres://)".to_string(),
+        ))
+    }
+}

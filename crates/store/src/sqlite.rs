@@ -1,0 +1,5 @@
+//! The embedded SQLite engine.
+
+/// SQLite implementation of [`crate::Store`].
+#[derive(Debug)]
+pub struct SqliteStore {}
