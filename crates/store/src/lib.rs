@@ -21,6 +21,9 @@ pub use model::*;
 
 use std::sync::Arc;
 
+/// Capacity of the change-notification channel ([`Store::subscribe`]).
+pub(crate) const NOTICE_CAPACITY: usize = 1024;
+
 /// Result type of every store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -35,6 +38,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ping(&self) -> Result<()>;
     /// The engine's name, for logs and metrics only (`"sqlite"` or `"postgres"`).
     fn engine(&self) -> &'static str;
+    /// Change notifications for this process: a [`StoreNotice`] after every committed
+    /// revocation and key change, including those written by other server nodes sharing the
+    /// same PostgreSQL database (LISTEN/NOTIFY). A receiver that falls behind gets
+    /// `RecvError::Lagged` and should resynchronize from the store.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreNotice>;
 
     // ---- users ----------------------------------------------------------------------------
 
@@ -48,8 +56,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn count_users(&self) -> Result<u64>;
     /// Lists users ordered by email, optionally filtered by a case-insensitive substring of
     /// the email.
-    async fn list_users(&self, search: Option<&str>, limit: u32, offset: u32)
-        -> Result<Vec<User>>;
+    async fn list_users(&self, search: Option<&str>, limit: u32, offset: u32) -> Result<Vec<User>>;
     /// Applies the present fields of `update`. When `update.token_cutoff` is set the stored
     /// cutoff becomes the maximum of the old and the new value. Returns the updated user, or
     /// `None` when no such user exists.

@@ -292,3 +292,13 @@ pub struct AuditFilter {
     /// Page size.
     pub limit: u32,
 }
+
+/// A change another part of the system must react to, from [`crate::Store::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreNotice {
+    /// A revocation event with this cursor was committed: push the feed.
+    Revocation(i64),
+    /// Signing keys were inserted, rescheduled or pruned: reload them and the JWKS.
+    KeysChanged,
+}

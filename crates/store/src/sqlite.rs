@@ -1,5 +1,841 @@
 //! The embedded SQLite engine.
+//!
+//! One database file in WAL mode (readers never block the writer), foreign keys on (session
+//! and refresh-token rows follow their user on delete), and a busy timeout so writers queue
+//! instead of failing. Every multi-statement write runs in a `BEGIN IMMEDIATE` transaction:
+//! it takes the write lock up front, so two writers can never both hold a read snapshot and
+//! then deadlock upgrading it (SQLite would answer `SQLITE_BUSY` without waiting).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::broadcast;
+
+use crate::error::{db_err, roles_from_json, roles_to_json};
+use crate::{
+    AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser, Result,
+    Revocation, RevocationKind, Rotation, Session, SigningKeyRecord, Store, StoreError,
+    StoreNotice, Throttle, User, UserUpdate,
+};
+
+/// How long a writer waits for the write lock before giving up with `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Columns of `users`, in the order [`user_from_row`] reads them.
+const USER_COLS: &str =
+    "id, email, password_hash, roles, disabled, token_cutoff, created_at, updated_at";
+/// Columns of `sessions`, in the order [`session_from_row`] reads them.
+const SESSION_COLS: &str = "id, user_id, client_id, user_agent, ip, created_at, last_used_at, \
+     idle_expires_at, absolute_expires_at, revoked_at, revoked_reason";
+/// Columns of `signing_keys`.
+const KEY_COLS: &str =
+    "kid, alg, private_enc, public_jwk, created_at, activate_at, retire_at, remove_at";
+/// Columns of `clients`.
+const CLIENT_COLS: &str = "client_id, name, secret_hash, roles, scope, created_at";
+/// Columns of `revocations`.
+const REVOCATION_COLS: &str = "cursor, kind, subject, cutoff, created_at, expires_at";
 
 /// SQLite implementation of [`crate::Store`].
-#[derive(Debug)]
-pub struct SqliteStore {}
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    notices: broadcast::Sender<StoreNotice>,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database named by a `sqlite:` URL, e.g.
+    /// `sqlite://./tessera-data/tessera.db` or `sqlite::memory:`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last transactions before a power
+            // loss, which is the usual trade-off for an auth server's session table.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool_options = if in_memory {
+            // Every connection to `:memory:` is its own database: keep exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Wraps an existing pool (which must have foreign keys enabled).
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        let (notices, _) = broadcast::channel(crate::NOTICE_CAPACITY);
+        Self { pool, notices }
+    }
+
+    /// The underlying pool, for tooling and tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Starts a write transaction holding the write lock from its first statement.
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+
+    /// Broadcasts a notice to local subscribers; nobody listening is fine.
+    fn notify(&self, notice: StoreNotice) {
+        let _ = self.notices.send(notice);
+    }
+}
+
+// ---- row decoding ---------------------------------------------------------------------------
+
+fn user_from_row(row: &SqliteRow) -> Result<User> {
+    let roles: String = row.try_get(3).map_err(db_err)?;
+    Ok(User {
+        id: row.try_get(0).map_err(db_err)?,
+        email: row.try_get(1).map_err(db_err)?,
+        password_hash: row.try_get(2).map_err(db_err)?,
+        roles: roles_from_json(&roles)?,
+        disabled: row.try_get(4).map_err(db_err)?,
+        token_cutoff: row.try_get(5).map_err(db_err)?,
+        created_at: row.try_get(6).map_err(db_err)?,
+        updated_at: row.try_get(7).map_err(db_err)?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session> {
+    session_from_row_at(row, 0)
+}
+
+/// Reads the session columns starting at column `o` (for joins).
+fn session_from_row_at(row: &SqliteRow, o: usize) -> Result<Session> {
+    Ok(Session {
+        id: row.try_get(o).map_err(db_err)?,
+        user_id: row.try_get(o + 1).map_err(db_err)?,
+        client_id: row.try_get(o + 2).map_err(db_err)?,
+        user_agent: row.try_get(o + 3).map_err(db_err)?,
+        ip: row.try_get(o + 4).map_err(db_err)?,
+        created_at: row.try_get(o + 5).map_err(db_err)?,
+        last_used_at: row.try_get(o + 6).map_err(db_err)?,
+        idle_expires_at: row.try_get(o + 7).map_err(db_err)?,
+        absolute_expires_at: row.try_get(o + 8).map_err(db_err)?,
+        revoked_at: row.try_get(o + 9).map_err(db_err)?,
+        revoked_reason: row.try_get(o + 10).map_err(db_err)?,
+    })
+}
+
+fn revocation_from_row(row: &SqliteRow) -> Result<Revocation> {
+    let kind: String = row.try_get(1).map_err(db_err)?;
+    Ok(Revocation {
+        cursor: row.try_get(0).map_err(db_err)?,
+        kind: RevocationKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("revocation kind {kind:?}")))?,
+        subject: row.try_get(2).map_err(db_err)?,
+        cutoff: row.try_get(3).map_err(db_err)?,
+        created_at: row.try_get(4).map_err(db_err)?,
+        expires_at: row.try_get(5).map_err(db_err)?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get(0).map_err(db_err)?,
+        alg: row.try_get(1).map_err(db_err)?,
+        private_enc: row.try_get(2).map_err(db_err)?,
+        public_jwk: row.try_get(3).map_err(db_err)?,
+        created_at: row.try_get(4).map_err(db_err)?,
+        activate_at: row.try_get(5).map_err(db_err)?,
+        retire_at: row.try_get(6).map_err(db_err)?,
+        remove_at: row.try_get(7).map_err(db_err)?,
+    })
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<Client> {
+    let roles: String = row.try_get(3).map_err(db_err)?;
+    Ok(Client {
+        client_id: row.try_get(0).map_err(db_err)?,
+        name: row.try_get(1).map_err(db_err)?,
+        secret_hash: row.try_get(2).map_err(db_err)?,
+        roles: roles_from_json(&roles)?,
+        scope: row.try_get(4).map_err(db_err)?,
+        created_at: row.try_get(5).map_err(db_err)?,
+    })
+}
+
+fn throttle_from_row(row: &SqliteRow) -> Result<Throttle> {
+    Ok(Throttle {
+        failures: row.try_get(0).map_err(db_err)?,
+        window_start: row.try_get(1).map_err(db_err)?,
+        locked_until: row.try_get(2).map_err(db_err)?,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent> {
+    let detail: String = row.try_get(6).map_err(db_err)?;
+    Ok(AuditEvent {
+        id: row.try_get(0).map_err(db_err)?,
+        at: row.try_get(1).map_err(db_err)?,
+        event: row.try_get(2).map_err(db_err)?,
+        actor: row.try_get(3).map_err(db_err)?,
+        subject: row.try_get(4).map_err(db_err)?,
+        ip: row.try_get(5).map_err(db_err)?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| db_err(e.into()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreNotice> {
+        self.notices.subscribe()
+    }
+
+    // ---- users ------------------------------------------------------------------------------
+
+    async fn create_user(&self, user: &NewUser) -> Result<User> {
+        let sql = format!(
+            "INSERT INTO users (id, email, password_hash, roles, disabled, token_cutoff, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 0, NULL, $5, $5) \
+             RETURNING {USER_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(roles_to_json(&user.roles)?)
+            .bind(user.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
+        let row = sqlx::query(&sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn list_users(&self, search: Option<&str>, limit: u32, offset: u32) -> Result<Vec<User>> {
+        // instr() rather than LIKE: a search for `%` or `_` means those characters.
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users \
+             WHERE $1 IS NULL OR instr(lower(email), lower($1)) > 0 \
+             ORDER BY email LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(search)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&self, id: &str, update: &UserUpdate) -> Result<Option<User>> {
+        let roles = update.roles.as_deref().map(roles_to_json).transpose()?;
+        // The cutoff only ever moves forward: an older cutoff arriving late must not
+        // re-validate tokens a newer one already killed.
+        let sql = format!(
+            "UPDATE users SET \
+               password_hash = COALESCE($2, password_hash), \
+               roles = COALESCE($3, roles), \
+               disabled = COALESCE($4, disabled), \
+               token_cutoff = CASE WHEN $5 IS NULL THEN token_cutoff \
+                                   WHEN token_cutoff IS NULL THEN $5 \
+                                   ELSE MAX(token_cutoff, $5) END, \
+               updated_at = $6 \
+             WHERE id = $1 RETURNING {USER_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(update.password_hash.as_deref())
+            .bind(roles)
+            .bind(update.disabled)
+            .bind(update.token_cutoff)
+            .bind(update.updated_at)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool> {
+        // Sessions and refresh tokens follow through ON DELETE CASCADE.
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- sessions and refresh tokens ----------------------------------------------------------
+
+    async fn create_session(&self, session: &NewSession, refresh_hash: &[u8]) -> Result<Session> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "INSERT INTO sessions (id, user_id, client_id, user_agent, ip, created_at, \
+             last_used_at, idle_expires_at, absolute_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING {SESSION_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&session.id)
+            .bind(&session.user_id)
+            .bind(&session.client_id)
+            .bind(session.user_agent.as_deref())
+            .bind(session.ip.as_deref())
+            .bind(session.created_at)
+            .bind(session.idle_expires_at)
+            .bind(session.absolute_expires_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let created = session_from_row(&row)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(refresh_hash)
+        .bind(&session.id)
+        .bind(session.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn session_by_id(&self, id: &str) -> Result<Option<Session>> {
+        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions \
+             WHERE user_id = $1 AND revoked_at IS NULL \
+               AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<Rotation> {
+        // BEGIN IMMEDIATE: concurrent rotations queue on the write lock, so the first one
+        // rotates and every later one reads the committed result (AlreadyRotated).
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "SELECT rt.rotated_at, rt.successor_hash, \
+                    (SELECT nx.rotated_at IS NOT NULL FROM refresh_tokens nx \
+                      WHERE nx.hash = rt.successor_hash), \
+                    s.{} \
+             FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+             WHERE rt.hash = $1",
+            SESSION_COLS.replace(", ", ", s.")
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(Rotation::NotFound);
+        };
+        let session = session_from_row_at(&row, 3)?;
+        // A dead session ends the chain whatever the token's state (RFC 9700 §4.14.2: the
+        // refresh token is bound to the grant; once revoked nothing derived from it works).
+        if !session.is_live(now) {
+            return Ok(Rotation::SessionInactive(session));
+        }
+        let rotated_at: Option<i64> = row.try_get(0).map_err(db_err)?;
+        if let Some(rotated_at) = rotated_at {
+            let successor_hash: Option<Vec<u8>> = row.try_get(1).map_err(db_err)?;
+            let successor_used: Option<bool> = row.try_get(2).map_err(db_err)?;
+            return Ok(Rotation::AlreadyRotated {
+                rotated_at,
+                successor_hash: successor_hash.unwrap_or_default(),
+                successor_used: successor_used.unwrap_or(false),
+                session,
+            });
+        }
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3 \
+             WHERE hash = $1 AND rotated_at IS NULL",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .bind(new_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != 1 {
+            // Cannot happen under the write lock; report it rather than guess.
+            return Err(StoreError::Database(
+                "refresh token changed under the write lock".to_string(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(new_hash)
+        .bind(&session.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let sql = format!(
+            "UPDATE sessions SET last_used_at = $2, \
+               idle_expires_at = MIN($2 + $3, absolute_expires_at) \
+             WHERE id = $1 RETURNING {SESSION_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&session.id)
+            .bind(now)
+            .bind(idle_secs)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let updated = session_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Rotation::Rotated(updated))
+    }
+
+    async fn refresh_token_session(&self, hash: &[u8]) -> Result<Option<Session>> {
+        let sql = format!(
+            "SELECT s.{} FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+             WHERE rt.hash = $1",
+            SESSION_COLS.replace(", ", ", s.")
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_session(&self, id: &str, now: i64, reason: &str) -> Result<Option<Session>> {
+        // Only a live session changes, so a second call (or a call on an expired session)
+        // returns None and the caller appends exactly one revocation event.
+        let sql = format!(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+             WHERE id = $1 AND revoked_at IS NULL \
+               AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+             RETURNING {SESSION_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: i64,
+        reason: &str,
+    ) -> Result<Vec<Session>> {
+        let sql = format!(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+             WHERE user_id = $1 AND revoked_at IS NULL \
+               AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+               AND ($4 IS NULL OR id <> $4) \
+             RETURNING {SESSION_COLS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(now)
+            .bind(reason)
+            .bind(keep)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn prune_sessions(&self, before: i64) -> Result<u64> {
+        // Refresh tokens follow through ON DELETE CASCADE.
+        let done = sqlx::query(
+            "DELETE FROM sessions \
+             WHERE idle_expires_at < $1 OR absolute_expires_at < $1 \
+                OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- revocation feed --------------------------------------------------------------------
+
+    async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation> {
+        // The counter row is bumped inside the same write transaction as the insert, so
+        // cursors are gap-free, never reused after pruning, and committed in order.
+        let mut tx = self.write_tx().await?;
+        let cursor: i64 =
+            sqlx::query_scalar("UPDATE revocation_counter SET n = n + 1 WHERE id = 1 RETURNING n")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let sql = format!(
+            "INSERT INTO revocations ({REVOCATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING {REVOCATION_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cursor)
+            .bind(event.kind.as_str())
+            .bind(&event.subject)
+            .bind(event.cutoff)
+            .bind(event.created_at)
+            .bind(event.expires_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let stored = revocation_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        self.notify(StoreNotice::Revocation(stored.cursor));
+        Ok(stored)
+    }
+
+    async fn revocations_since(&self, since: i64, now: i64, limit: u32) -> Result<Vec<Revocation>> {
+        let sql = format!(
+            "SELECT {REVOCATION_COLS} FROM revocations \
+             WHERE cursor > $1 AND expires_at >= $2 ORDER BY cursor LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(revocation_from_row).collect()
+    }
+
+    async fn oldest_revocation_cursor(&self) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT MIN(cursor) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn latest_revocation_cursor(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT n FROM revocation_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn is_token_revoked(&self, jti: &str, now: i64) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM revocations \
+             WHERE kind = 'token' AND subject = $1 AND expires_at >= $2 LIMIT 1",
+        )
+        .bind(jti)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- signing keys -----------------------------------------------------------------------
+
+    async fn insert_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        sqlx::query(&sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_enc)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(key.activate_at)
+            .bind(key.retire_at)
+            .bind(key.remove_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        self.notify(StoreNotice::KeysChanged);
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let sql = format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn update_key_schedule(
+        &self,
+        kid: &str,
+        retire_at: Option<i64>,
+        remove_at: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE signing_keys SET retire_at = COALESCE($2, retire_at), \
+               remove_at = COALESCE($3, remove_at) WHERE kid = $1",
+        )
+        .bind(kid)
+        .bind(retire_at)
+        .bind(remove_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        self.notify(StoreNotice::KeysChanged);
+        Ok(())
+    }
+
+    async fn prune_keys(&self, now: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM signing_keys WHERE remove_at IS NOT NULL AND remove_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() > 0 {
+            self.notify(StoreNotice::KeysChanged);
+        }
+        Ok(done.rows_affected())
+    }
+
+    // ---- OAuth clients ----------------------------------------------------------------------
+
+    async fn create_client(&self, client: &Client) -> Result<()> {
+        let sql = format!("INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        sqlx::query(&sql)
+            .bind(&client.client_id)
+            .bind(&client.name)
+            .bind(&client.secret_hash)
+            .bind(roles_to_json(&client.roles)?)
+            .bind(&client.scope)
+            .bind(client.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>> {
+        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE client_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>> {
+        let sql = format!("SELECT {CLIENT_COLS} FROM clients ORDER BY created_at, client_id");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- brute-force throttling -------------------------------------------------------------
+
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
+        let row =
+            sqlx::query("SELECT failures, window_start, locked_until FROM throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        row.as_ref().map(throttle_from_row).transpose()
+    }
+
+    async fn throttle_hit(&self, key: &str, now: i64, window_secs: i64) -> Result<Throttle> {
+        // One upsert statement, so concurrent failures never lose a count. Every CASE reads
+        // the row as it was before this statement.
+        let row = sqlx::query(
+            "INSERT INTO throttle (key, failures, window_start, locked_until) \
+             VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN throttle.window_start < $2 - $3 THEN 1 \
+                               ELSE throttle.failures + 1 END, \
+               window_start = CASE WHEN throttle.window_start < $2 - $3 THEN $2 \
+                                   ELSE throttle.window_start END \
+             RETURNING failures, window_start, locked_until",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_secs)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        throttle_from_row(&row)
+    }
+
+    async fn throttle_lock(&self, key: &str, locked_until: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO throttle (key, failures, window_start, locked_until) \
+             VALUES ($1, 0, 0, $2) \
+             ON CONFLICT (key) DO UPDATE SET locked_until = excluded.locked_until",
+        )
+        .bind(key)
+        .bind(locked_until)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn throttle_clear(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- audit log --------------------------------------------------------------------------
+
+    async fn audit(&self, event: &NewAuditEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, event, actor, subject, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at)
+        .bind(&event.event)
+        .bind(event.actor.as_deref())
+        .bind(event.subject.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.detail.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        // Built from fixed fragments so each filter can use its index; values are bound.
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT id, at, event, actor, subject, ip, detail FROM audit WHERE 1 = 1",
+        );
+        if let Some(user) = &filter.user {
+            qb.push(" AND (actor = ")
+                .push_bind(user)
+                .push(" OR subject = ")
+                .push_bind(user)
+                .push(")");
+        }
+        if let Some(event) = &filter.event {
+            qb.push(" AND event = ").push_bind(event);
+        }
+        if let Some(before) = filter.before_id {
+            qb.push(" AND id < ").push_bind(before);
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
