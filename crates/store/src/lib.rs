@@ -14,7 +14,9 @@
 
 mod error;
 mod model;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 pub use error::StoreError;
 pub use model::*;
@@ -184,9 +186,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Config(
-            "PostgreSQL support is not built yet".to_string(),
-        ))
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::Config(
             "unsupported database URL scheme (expected sqlite:// or postgres://)".to_string(),

@@ -1,0 +1,1211 @@
+//! The store contract, tested against both engines: every test body runs once on a fresh
+//! SQLite file and once on a fresh PostgreSQL schema (skipped loudly when PostgreSQL is not
+//! reachable, failing instead when `TESSERA_REQUIRE_POSTGRES=1`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_store::testing::TestSchema;
+use tessera_store::*;
+
+/// A migrated store plus whatever keeps its database alive.
+struct Harness {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    _schema: Option<TestSchema>,
+}
+
+async fn sqlite_harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Harness {
+        store,
+        _dir: Some(dir),
+        _schema: None,
+    }
+}
+
+async fn postgres_harness() -> Option<Harness> {
+    let schema = TestSchema::create().await?;
+    // Through the public URL form, so `connect()` and the `options` parameter are tested too.
+    let store = connect(&schema.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    Some(Harness {
+        store,
+        _dir: None,
+        _schema: Some(schema),
+    })
+}
+
+/// Runs each named `async fn(Arc<dyn Store>)` against both engines.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = super::sqlite_harness().await;
+                    assert_eq!(h.store.engine(), "sqlite");
+                    super::$name(h.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = super::postgres_harness().await else { return };
+                    assert_eq!(h.store.engine(), "postgres");
+                    super::$name(h.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(
+    migrate_twice_and_ping,
+    users_create_lookup_and_conflict,
+    list_users_search_and_paging,
+    update_user_fields_and_cutoff_is_max,
+    delete_user_cascades,
+    create_session_is_atomic,
+    live_sessions_filter_and_order,
+    rotate_semantics,
+    rotate_idle_expiry_capped_by_absolute,
+    rotate_session_inactive,
+    rotate_concurrent_exactly_one_winner,
+    revoke_session_idempotent,
+    revoke_user_sessions_with_keep,
+    prune_sessions_removes_dead_sessions_and_tokens,
+    revocation_cursors_and_filtering,
+    revocation_cursors_concurrent_appenders,
+    signing_keys_schedule,
+    clients_crud,
+    throttle_window_restart,
+    throttle_concurrent_hits_not_lost,
+    audit_filter_and_paging,
+    notices_on_revocation_and_keys,
+);
+
+// ---- fixtures -----------------------------------------------------------------------------------
+
+const T0: i64 = 1_700_000_000;
+const IDLE: i64 = 14 * 86_400;
+const ABS: i64 = 30 * 86_400;
+
+fn new_user(id: &str, email: &str) -> NewUser {
+    NewUser {
+        id: id.to_string(),
+        email: email.to_string(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${id}"),
+        roles: vec!["user".to_string()],
+        created_at: T0,
+    }
+}
+
+fn new_session(id: &str, user_id: &str, created_at: i64) -> NewSession {
+    NewSession {
+        id: id.to_string(),
+        user_id: user_id.to_string(),
+        client_id: "tessera".to_string(),
+        user_agent: Some("test-agent".to_string()),
+        ip: Some("127.0.0.1".to_string()),
+        created_at,
+        idle_expires_at: created_at + IDLE,
+        absolute_expires_at: created_at + ABS,
+    }
+}
+
+fn h(label: &str) -> Vec<u8> {
+    // Stands in for SHA-256 output: 32 bytes, distinct per label.
+    let mut out = vec![0u8; 32];
+    for (i, b) in label.bytes().enumerate() {
+        out[i % 32] ^= b.wrapping_add(i as u8);
+    }
+    out[31] = label.len() as u8;
+    out
+}
+
+async fn user(s: &Arc<dyn Store>, id: &str) -> User {
+    s.create_user(&new_user(id, &format!("{id}@example.com")))
+        .await
+        .unwrap()
+}
+
+async fn session(s: &Arc<dyn Store>, id: &str, user_id: &str, at: i64, token: &str) -> Session {
+    s.create_session(&new_session(id, user_id, at), &h(token))
+        .await
+        .unwrap()
+}
+
+fn revocation(kind: RevocationKind, subject: &str, expires_at: i64) -> NewRevocation {
+    NewRevocation {
+        kind,
+        subject: subject.to_string(),
+        cutoff: (kind == RevocationKind::User).then_some(T0),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_string(),
+        alg: "EdDSA".to_string(),
+        private_enc: vec![1, 2, 3, kid.len() as u8],
+        public_jwk: format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"AAAA"}}"#),
+        created_at,
+        activate_at: created_at + 3600,
+        retire_at: None,
+        remove_at: None,
+    }
+}
+
+fn client(id: &str, created_at: i64) -> Client {
+    Client {
+        client_id: id.to_string(),
+        name: format!("client {id}"),
+        secret_hash: h(id),
+        roles: vec!["service".to_string(), "reader".to_string()],
+        scope: "revocations:read notes".to_string(),
+        created_at,
+    }
+}
+
+// ---- tests --------------------------------------------------------------------------------------
+
+async fn migrate_twice_and_ping(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    s.migrate().await.unwrap();
+    s.ping().await.unwrap();
+    // Migrating again kept the data.
+    assert_eq!(s.count_users().await.unwrap(), 1);
+}
+
+async fn users_create_lookup_and_conflict(s: Arc<dyn Store>) {
+    assert_eq!(s.count_users().await.unwrap(), 0);
+    let mut nu = new_user("u1", "alice@example.com");
+    nu.roles = vec!["admin".to_string(), "user".to_string()];
+    let u = s.create_user(&nu).await.unwrap();
+    assert_eq!(u.id, "u1");
+    assert_eq!(u.email, "alice@example.com");
+    assert_eq!(u.password_hash, nu.password_hash);
+    assert_eq!(u.roles, vec!["admin", "user"]);
+    assert!(!u.disabled);
+    assert_eq!(u.token_cutoff, None);
+    assert_eq!((u.created_at, u.updated_at), (T0, T0));
+
+    assert_eq!(s.user_by_id("u1").await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        s.user_by_email("alice@example.com").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(s.user_by_id("nope").await.unwrap(), None);
+    assert_eq!(s.user_by_email("bob@example.com").await.unwrap(), None);
+
+    // Same email, other id: Conflict, and nothing written.
+    let dup = s.create_user(&new_user("u2", "alice@example.com")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // Same id, other email: Conflict too.
+    let dup = s.create_user(&new_user("u1", "other@example.com")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(s.count_users().await.unwrap(), 1);
+    assert_eq!(s.user_by_id("u2").await.unwrap(), None);
+
+    // Empty role list round-trips as empty.
+    let mut nu = new_user("u3", "carol@example.com");
+    nu.roles = vec![];
+    assert!(s.create_user(&nu).await.unwrap().roles.is_empty());
+    assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+async fn list_users_search_and_paging(s: Arc<dyn Store>) {
+    for (id, email) in [
+        ("u1", "zed@example.com"),
+        ("u2", "alice@example.com"),
+        ("u3", "bob@other.org"),
+        ("u4", "carol@example.com"),
+    ] {
+        s.create_user(&new_user(id, email)).await.unwrap();
+    }
+    let emails = |v: Vec<User>| v.into_iter().map(|u| u.email).collect::<Vec<_>>();
+    assert_eq!(
+        emails(s.list_users(None, 100, 0).await.unwrap()),
+        [
+            "alice@example.com",
+            "bob@other.org",
+            "carol@example.com",
+            "zed@example.com"
+        ]
+    );
+    assert_eq!(
+        emails(s.list_users(None, 2, 1).await.unwrap()),
+        ["bob@other.org", "carol@example.com"]
+    );
+    assert!(s.list_users(None, 10, 10).await.unwrap().is_empty());
+    // Case-insensitive substring.
+    assert_eq!(
+        emails(s.list_users(Some("EXAMPLE"), 100, 0).await.unwrap()),
+        ["alice@example.com", "carol@example.com", "zed@example.com"]
+    );
+    assert_eq!(
+        emails(s.list_users(Some("Example"), 1, 1).await.unwrap()),
+        ["carol@example.com"]
+    );
+    assert_eq!(
+        emails(s.list_users(Some("other"), 100, 0).await.unwrap()),
+        ["bob@other.org"]
+    );
+    // LIKE wildcards are plain characters here.
+    assert!(s.list_users(Some("%"), 100, 0).await.unwrap().is_empty());
+    assert!(s.list_users(Some("_"), 100, 0).await.unwrap().is_empty());
+}
+
+async fn update_user_fields_and_cutoff_is_max(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    user(&s, "u2").await;
+    let u = s
+        .update_user(
+            "u1",
+            &UserUpdate {
+                password_hash: Some("$argon2id$new".to_string()),
+                roles: Some(vec!["admin".to_string()]),
+                disabled: Some(true),
+                token_cutoff: Some(T0 + 100),
+                updated_at: T0 + 5,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.password_hash, "$argon2id$new");
+    assert_eq!(u.roles, vec!["admin"]);
+    assert!(u.disabled);
+    assert_eq!(u.token_cutoff, Some(T0 + 100));
+    assert_eq!(u.updated_at, T0 + 5);
+    assert_eq!(u.created_at, T0);
+    assert_eq!(s.user_by_id("u1").await.unwrap(), Some(u.clone()));
+
+    // An older cutoff does not move it back; absent fields stay.
+    let u = s
+        .update_user(
+            "u1",
+            &UserUpdate {
+                token_cutoff: Some(T0 + 50),
+                updated_at: T0 + 6,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.token_cutoff, Some(T0 + 100));
+    assert_eq!(u.password_hash, "$argon2id$new");
+    assert_eq!(u.roles, vec!["admin"]);
+    assert!(u.disabled);
+    assert_eq!(u.updated_at, T0 + 6);
+
+    // A newer one does; `None` leaves it.
+    let u = s
+        .update_user(
+            "u1",
+            &UserUpdate {
+                token_cutoff: Some(T0 + 200),
+                disabled: Some(false),
+                updated_at: T0 + 7,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.token_cutoff, Some(T0 + 200));
+    assert!(!u.disabled);
+    let u = s
+        .update_user(
+            "u1",
+            &UserUpdate {
+                roles: Some(vec![]),
+                updated_at: T0 + 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.token_cutoff, Some(T0 + 200));
+    assert!(u.roles.is_empty());
+
+    // The other user is untouched; an unknown id is None.
+    let other = s.user_by_id("u2").await.unwrap().unwrap();
+    assert_eq!(other.token_cutoff, None);
+    assert_eq!(other.roles, vec!["user"]);
+    assert_eq!(
+        s.update_user("nope", &UserUpdate::default()).await.unwrap(),
+        None
+    );
+}
+
+async fn delete_user_cascades(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    user(&s, "u2").await;
+    session(&s, "s1", "u1", T0, "t1").await;
+    session(&s, "s2", "u2", T0, "t2").await;
+    assert!(matches!(
+        s.rotate_refresh_token(&h("t1"), &h("t1b"), T0 + 1, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+
+    assert!(s.delete_user("u1").await.unwrap());
+    assert_eq!(s.user_by_id("u1").await.unwrap(), None);
+    assert_eq!(s.session_by_id("s1").await.unwrap(), None);
+    assert_eq!(s.refresh_token_session(&h("t1")).await.unwrap(), None);
+    assert_eq!(s.refresh_token_session(&h("t1b")).await.unwrap(), None);
+    assert_eq!(
+        s.rotate_refresh_token(&h("t1b"), &h("t1c"), T0 + 2, IDLE)
+            .await
+            .unwrap(),
+        Rotation::NotFound
+    );
+    // The email is free again.
+    s.create_user(&new_user("u3", "u1@example.com"))
+        .await
+        .unwrap();
+    // Deleting again reports it did not exist; the other user's data stays.
+    assert!(!s.delete_user("u1").await.unwrap());
+    assert!(s.session_by_id("s2").await.unwrap().is_some());
+    assert!(s.refresh_token_session(&h("t2")).await.unwrap().is_some());
+}
+
+async fn create_session_is_atomic(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    let sess = session(&s, "s1", "u1", T0, "t1").await;
+    assert_eq!(sess.id, "s1");
+    assert_eq!(sess.user_id, "u1");
+    assert_eq!(sess.client_id, "tessera");
+    assert_eq!(sess.user_agent.as_deref(), Some("test-agent"));
+    assert_eq!(sess.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(sess.created_at, T0);
+    assert_eq!(sess.last_used_at, T0);
+    assert_eq!(sess.idle_expires_at, T0 + IDLE);
+    assert_eq!(sess.absolute_expires_at, T0 + ABS);
+    assert_eq!(sess.revoked_at, None);
+    assert_eq!(s.session_by_id("s1").await.unwrap(), Some(sess.clone()));
+    assert_eq!(s.refresh_token_session(&h("t1")).await.unwrap(), Some(sess));
+    assert_eq!(s.refresh_token_session(&h("zz")).await.unwrap(), None);
+
+    // A duplicate refresh hash fails the whole call: no session s2 is left behind.
+    let dup = s
+        .create_session(&new_session("s2", "u1", T0), &h("t1"))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(s.session_by_id("s2").await.unwrap(), None);
+    // A duplicate session id fails too, and its refresh token is not stored.
+    let dup = s
+        .create_session(&new_session("s1", "u1", T0), &h("t3"))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(s.refresh_token_session(&h("t3")).await.unwrap(), None);
+    // A session for a user that does not exist is refused.
+    let orphan = s
+        .create_session(&new_session("s4", "ghost", T0), &h("t4"))
+        .await;
+    assert!(orphan.is_err(), "{orphan:?}");
+    assert_eq!(s.session_by_id("s4").await.unwrap(), None);
+    // Optional fields may be absent.
+    let mut ns = new_session("s5", "u1", T0);
+    ns.user_agent = None;
+    ns.ip = None;
+    let s5 = s.create_session(&ns, &h("t5")).await.unwrap();
+    assert_eq!((s5.user_agent, s5.ip), (None, None));
+}
+
+async fn live_sessions_filter_and_order(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    user(&s, "u2").await;
+    session(&s, "a", "u1", T0, "ta").await;
+    session(&s, "b", "u1", T0 + 10, "tb").await;
+    session(&s, "c", "u1", T0 + 20, "tc").await;
+    session(&s, "other", "u2", T0 + 30, "to").await;
+    // d: idle-expired at now; e: absolute-expired at now; f: revoked.
+    let mut d = new_session("d", "u1", T0 + 40);
+    d.idle_expires_at = T0 + 100;
+    s.create_session(&d, &h("td")).await.unwrap();
+    let mut e = new_session("e", "u1", T0 + 50);
+    e.absolute_expires_at = T0 + 99;
+    s.create_session(&e, &h("te")).await.unwrap();
+    session(&s, "f", "u1", T0 + 60, "tf").await;
+    s.revoke_session("f", T0 + 61, "logout").await.unwrap();
+
+    let ids = |v: Vec<Session>| v.into_iter().map(|x| x.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.live_sessions("u1", T0 + 100).await.unwrap()),
+        ["c", "b", "a"]
+    );
+    // One second earlier d and e were still live.
+    assert_eq!(
+        ids(s.live_sessions("u1", T0 + 98).await.unwrap()),
+        ["e", "d", "c", "b", "a"]
+    );
+    assert_eq!(
+        ids(s.live_sessions("u2", T0 + 100).await.unwrap()),
+        ["other"]
+    );
+    assert!(s.live_sessions("u1", T0 + ABS).await.unwrap().is_empty());
+    assert!(s.live_sessions("ghost", T0).await.unwrap().is_empty());
+}
+
+async fn rotate_semantics(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    session(&s, "s1", "u1", T0, "t0").await;
+    assert_eq!(
+        s.rotate_refresh_token(&h("unknown"), &h("x"), T0 + 1, IDLE)
+            .await
+            .unwrap(),
+        Rotation::NotFound
+    );
+
+    let Rotation::Rotated(sess) = s
+        .rotate_refresh_token(&h("t0"), &h("t1"), T0 + 60, IDLE)
+        .await
+        .unwrap()
+    else {
+        panic!("expected Rotated");
+    };
+    assert_eq!(sess.id, "s1");
+    assert_eq!(sess.last_used_at, T0 + 60);
+    assert_eq!(sess.idle_expires_at, T0 + 60 + IDLE);
+    assert_eq!(sess.absolute_expires_at, T0 + ABS);
+    assert_eq!(s.session_by_id("s1").await.unwrap(), Some(sess.clone()));
+    assert_eq!(
+        s.refresh_token_session(&h("t1")).await.unwrap(),
+        Some(sess.clone())
+    );
+
+    // The old token again: AlreadyRotated, successor not used yet; nothing changes.
+    match s
+        .rotate_refresh_token(&h("t0"), &h("t1-retry"), T0 + 65, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::AlreadyRotated {
+            rotated_at,
+            successor_hash,
+            successor_used,
+            session,
+        } => {
+            assert_eq!(rotated_at, T0 + 60);
+            assert_eq!(successor_hash, h("t1"));
+            assert!(!successor_used);
+            assert_eq!(session, sess);
+        }
+        other => panic!("expected AlreadyRotated, got {other:?}"),
+    }
+    // The retry did not store its proposed successor.
+    assert_eq!(s.refresh_token_session(&h("t1-retry")).await.unwrap(), None);
+
+    // Rotate the successor; the old token now reports successor_used.
+    let Rotation::Rotated(sess2) = s
+        .rotate_refresh_token(&h("t1"), &h("t2"), T0 + 120, IDLE)
+        .await
+        .unwrap()
+    else {
+        panic!("expected Rotated");
+    };
+    assert_eq!(sess2.last_used_at, T0 + 120);
+    match s
+        .rotate_refresh_token(&h("t0"), &h("t9"), T0 + 130, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::AlreadyRotated {
+            rotated_at,
+            successor_hash,
+            successor_used,
+            session,
+        } => {
+            assert_eq!(rotated_at, T0 + 60);
+            assert_eq!(successor_hash, h("t1"));
+            assert!(successor_used);
+            assert_eq!(session, sess2);
+        }
+        other => panic!("expected AlreadyRotated, got {other:?}"),
+    }
+    // A successor hash that already exists is a conflict and changes nothing.
+    let clash = s
+        .rotate_refresh_token(&h("t2"), &h("t1"), T0 + 140, IDLE)
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert!(matches!(
+        s.rotate_refresh_token(&h("t2"), &h("t3"), T0 + 150, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
+async fn rotate_idle_expiry_capped_by_absolute(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    session(&s, "s1", "u1", T0, "t0").await;
+    // Near the absolute end, the idle expiry cannot extend past it.
+    let now = T0 + ABS - 100;
+    let mut last = h("t0");
+    let mut at = T0;
+    // Keep it alive on the way (refresh before each idle expiry).
+    while at + IDLE / 2 < now {
+        at += IDLE / 2;
+        let next = h(&format!("t{at}"));
+        assert!(matches!(
+            s.rotate_refresh_token(&last, &next, at, IDLE)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        last = next;
+    }
+    let Rotation::Rotated(sess) = s
+        .rotate_refresh_token(&last, &h("final"), now, IDLE)
+        .await
+        .unwrap()
+    else {
+        panic!("expected Rotated");
+    };
+    assert_eq!(sess.idle_expires_at, T0 + ABS);
+    assert_eq!(sess.last_used_at, now);
+}
+
+async fn rotate_session_inactive(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    // Revoked.
+    session(&s, "rev", "u1", T0, "r0").await;
+    s.revoke_session("rev", T0 + 10, "logout").await.unwrap();
+    match s
+        .rotate_refresh_token(&h("r0"), &h("r1"), T0 + 20, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::SessionInactive(sess) => {
+            assert_eq!(sess.id, "rev");
+            assert_eq!(sess.revoked_at, Some(T0 + 10));
+            assert_eq!(sess.revoked_reason.as_deref(), Some("logout"));
+        }
+        other => panic!("expected SessionInactive, got {other:?}"),
+    }
+    assert_eq!(s.refresh_token_session(&h("r1")).await.unwrap(), None);
+
+    // A revoked session also stops an already-rotated token (no AlreadyRotated leak).
+    session(&s, "rev2", "u1", T0, "q0").await;
+    assert!(matches!(
+        s.rotate_refresh_token(&h("q0"), &h("q1"), T0 + 1, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    s.revoke_session("rev2", T0 + 2, "reuse_detected")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh_token(&h("q0"), &h("q2"), T0 + 3, IDLE)
+            .await
+            .unwrap(),
+        Rotation::SessionInactive(_)
+    ));
+
+    // Idle-expired: at exactly idle_expires_at it is over; a second before it still works
+    // (proving the inactive answer changed nothing).
+    let mut idle = new_session("idle", "u1", T0);
+    idle.idle_expires_at = T0 + 100;
+    s.create_session(&idle, &h("i0")).await.unwrap();
+    match s
+        .rotate_refresh_token(&h("i0"), &h("i1"), T0 + 100, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::SessionInactive(sess) => {
+            assert_eq!(sess.id, "idle");
+            assert_eq!(sess.revoked_at, None);
+            assert_eq!(sess.last_used_at, T0);
+        }
+        other => panic!("expected SessionInactive, got {other:?}"),
+    }
+    assert_eq!(s.refresh_token_session(&h("i1")).await.unwrap(), None);
+    assert!(matches!(
+        s.rotate_refresh_token(&h("i0"), &h("i1"), T0 + 99, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+
+    // Absolute-expired, even though the idle expiry is far away.
+    let mut abs = new_session("abs", "u1", T0);
+    abs.absolute_expires_at = T0 + 50;
+    s.create_session(&abs, &h("a0")).await.unwrap();
+    assert!(matches!(
+        s.rotate_refresh_token(&h("a0"), &h("a1"), T0 + 50, IDLE)
+            .await
+            .unwrap(),
+        Rotation::SessionInactive(ref x) if x.id == "abs"
+    ));
+    assert!(matches!(
+        s.rotate_refresh_token(&h("a0"), &h("a1"), T0 + 10_000, IDLE)
+            .await
+            .unwrap(),
+        Rotation::SessionInactive(_)
+    ));
+}
+
+async fn rotate_concurrent_exactly_one_winner(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    session(&s, "s1", "u1", T0, "old").await;
+    let n = 50;
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let s = s.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.rotate_refresh_token(&h("old"), &h("new"), T0 + 5, IDLE)
+                .await
+        }));
+    }
+    let (mut rotated, mut already) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Rotation::Rotated(sess) => {
+                rotated += 1;
+                assert_eq!(sess.last_used_at, T0 + 5);
+            }
+            Rotation::AlreadyRotated {
+                successor_hash,
+                rotated_at,
+                successor_used,
+                ..
+            } => {
+                already += 1;
+                assert_eq!(successor_hash, h("new"));
+                assert_eq!(rotated_at, T0 + 5);
+                assert!(!successor_used);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated, already), (1, 49));
+    // Exactly one successor exists and it is usable.
+    assert!(matches!(
+        s.rotate_refresh_token(&h("new"), &h("newer"), T0 + 6, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
+async fn revoke_session_idempotent(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    session(&s, "s1", "u1", T0, "t1").await;
+    let first = s
+        .revoke_session("s1", T0 + 10, "logout")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, "s1");
+    assert_eq!(first.revoked_at, Some(T0 + 10));
+    assert_eq!(first.revoked_reason.as_deref(), Some("logout"));
+    // Second call: None, and the first revocation's time and reason stay.
+    assert_eq!(
+        s.revoke_session("s1", T0 + 20, "admin").await.unwrap(),
+        None
+    );
+    let stored = s.session_by_id("s1").await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(T0 + 10));
+    assert_eq!(stored.revoked_reason.as_deref(), Some("logout"));
+    assert!(!stored.is_live(T0 + 11));
+    assert_eq!(s.revoke_session("ghost", T0, "logout").await.unwrap(), None);
+    // An expired session was not live: None.
+    let mut e = new_session("e", "u1", T0);
+    e.idle_expires_at = T0 + 5;
+    s.create_session(&e, &h("te")).await.unwrap();
+    assert_eq!(s.revoke_session("e", T0 + 5, "logout").await.unwrap(), None);
+}
+
+async fn revoke_user_sessions_with_keep(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    user(&s, "u2").await;
+    session(&s, "a", "u1", T0, "ta").await;
+    session(&s, "b", "u1", T0 + 1, "tb").await;
+    session(&s, "c", "u1", T0 + 2, "tc").await;
+    session(&s, "x", "u2", T0, "tx").await;
+    s.revoke_session("c", T0 + 3, "logout").await.unwrap();
+
+    let revoked = s
+        .revoke_user_sessions("u1", Some("b"), T0 + 10, "password_change")
+        .await
+        .unwrap();
+    let ids: BTreeSet<_> = revoked.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(ids, BTreeSet::from(["a"]));
+    assert!(revoked
+        .iter()
+        .all(|x| x.revoked_at == Some(T0 + 10)
+            && x.revoked_reason.as_deref() == Some("password_change")));
+    let live: Vec<_> = s
+        .live_sessions("u1", T0 + 11)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(live, ["b"]);
+    // c kept its earlier reason.
+    assert_eq!(
+        s.session_by_id("c")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_reason
+            .as_deref(),
+        Some("logout")
+    );
+    // Without keep, the rest goes; then nothing is left to revoke.
+    let revoked = s
+        .revoke_user_sessions("u1", None, T0 + 20, "logout_all")
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(s
+        .revoke_user_sessions("u1", None, T0 + 30, "logout_all")
+        .await
+        .unwrap()
+        .is_empty());
+    // The other user was untouched.
+    assert_eq!(s.live_sessions("u2", T0 + 30).await.unwrap().len(), 1);
+}
+
+async fn prune_sessions_removes_dead_sessions_and_tokens(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    // idle-expired at T0+100, absolute at T0+200, revoked at T0+50, live.
+    let mut a = new_session("idle", "u1", T0);
+    a.idle_expires_at = T0 + 100;
+    s.create_session(&a, &h("ta")).await.unwrap();
+    let mut b = new_session("abs", "u1", T0);
+    b.absolute_expires_at = T0 + 200;
+    s.create_session(&b, &h("tb")).await.unwrap();
+    session(&s, "rev", "u1", T0, "tc").await;
+    assert!(matches!(
+        s.rotate_refresh_token(&h("tc"), &h("tc2"), T0 + 10, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    s.revoke_session("rev", T0 + 50, "logout").await.unwrap();
+    session(&s, "live", "u1", T0, "td").await;
+
+    // Before T0+50 nothing ended yet.
+    assert_eq!(s.prune_sessions(T0 + 50).await.unwrap(), 0);
+    assert_eq!(s.prune_sessions(T0 + 101).await.unwrap(), 2);
+    assert_eq!(s.session_by_id("idle").await.unwrap(), None);
+    assert_eq!(s.session_by_id("rev").await.unwrap(), None);
+    assert_eq!(s.refresh_token_session(&h("ta")).await.unwrap(), None);
+    assert_eq!(s.refresh_token_session(&h("tc")).await.unwrap(), None);
+    assert_eq!(s.refresh_token_session(&h("tc2")).await.unwrap(), None);
+    assert!(s.session_by_id("abs").await.unwrap().is_some());
+    assert_eq!(s.prune_sessions(T0 + 201).await.unwrap(), 1);
+    assert!(s.session_by_id("live").await.unwrap().is_some());
+    assert!(s.refresh_token_session(&h("td")).await.unwrap().is_some());
+}
+
+async fn revocation_cursors_and_filtering(s: Arc<dyn Store>) {
+    assert_eq!(s.latest_revocation_cursor().await.unwrap(), 0);
+    assert_eq!(s.oldest_revocation_cursor().await.unwrap(), None);
+    assert!(s.revocations_since(0, T0, 100).await.unwrap().is_empty());
+
+    let a = s
+        .append_revocation(&revocation(RevocationKind::Session, "s1", T0 + 100))
+        .await
+        .unwrap();
+    let b = s
+        .append_revocation(&revocation(RevocationKind::User, "u1", T0 + 1000))
+        .await
+        .unwrap();
+    let c = s
+        .append_revocation(&revocation(RevocationKind::Token, "jti-1", T0 + 500))
+        .await
+        .unwrap();
+    assert!(a.cursor > 0 && a.cursor < b.cursor && b.cursor < c.cursor);
+    assert_eq!(a.kind, RevocationKind::Session);
+    assert_eq!(a.subject, "s1");
+    assert_eq!(a.cutoff, None);
+    assert_eq!(b.cutoff, Some(T0));
+    assert_eq!((c.created_at, c.expires_at), (T0, T0 + 500));
+    assert_eq!(s.latest_revocation_cursor().await.unwrap(), c.cursor);
+    assert_eq!(s.oldest_revocation_cursor().await.unwrap(), Some(a.cursor));
+
+    assert_eq!(
+        s.revocations_since(0, T0, 100).await.unwrap(),
+        vec![a.clone(), b.clone(), c.clone()]
+    );
+    assert_eq!(
+        s.revocations_since(a.cursor, T0, 100).await.unwrap(),
+        vec![b.clone(), c.clone()]
+    );
+    assert_eq!(
+        s.revocations_since(0, T0, 2).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(s
+        .revocations_since(c.cursor, T0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // Expired events are not served (a expires at T0+100).
+    assert_eq!(
+        s.revocations_since(0, T0 + 101, 100).await.unwrap(),
+        vec![b.clone(), c.clone()]
+    );
+
+    // Single-token revocation (RFC 7009).
+    assert!(s.is_token_revoked("jti-1", T0).await.unwrap());
+    assert!(!s.is_token_revoked("jti-2", T0).await.unwrap());
+    assert!(!s.is_token_revoked("s1", T0).await.unwrap()); // a session, not a token
+    assert!(!s.is_token_revoked("jti-1", T0 + 501).await.unwrap());
+
+    // Pruning removes only expired events; cursors are never reused afterwards.
+    assert_eq!(s.prune_revocations(T0 + 100).await.unwrap(), 0);
+    assert_eq!(s.prune_revocations(T0 + 600).await.unwrap(), 2);
+    assert_eq!(s.oldest_revocation_cursor().await.unwrap(), Some(b.cursor));
+    assert_eq!(s.prune_revocations(T0 + 2000).await.unwrap(), 1);
+    assert_eq!(s.oldest_revocation_cursor().await.unwrap(), None);
+    assert_eq!(s.latest_revocation_cursor().await.unwrap(), c.cursor);
+    let d = s
+        .append_revocation(&revocation(RevocationKind::Session, "s2", T0 + 5000))
+        .await
+        .unwrap();
+    assert!(d.cursor > c.cursor);
+    assert_eq!(s.latest_revocation_cursor().await.unwrap(), d.cursor);
+    assert_eq!(
+        s.revocations_since(0, T0 + 2000, 10).await.unwrap(),
+        vec![d]
+    );
+}
+
+async fn revocation_cursors_concurrent_appenders(s: Arc<dyn Store>) {
+    let n = 40;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.append_revocation(&revocation(
+                RevocationKind::Session,
+                &format!("s{i}"),
+                T0 + 100,
+            ))
+            .await
+            .unwrap()
+            .cursor
+        }));
+    }
+    let mut cursors = BTreeSet::new();
+    for t in tasks {
+        assert!(cursors.insert(t.await.unwrap()), "duplicate cursor");
+    }
+    assert_eq!(cursors.len(), n);
+    let latest = s.latest_revocation_cursor().await.unwrap();
+    assert_eq!(Some(&latest), cursors.last());
+    let feed = s.revocations_since(0, T0, 1000).await.unwrap();
+    let fed: Vec<i64> = feed.iter().map(|r| r.cursor).collect();
+    assert_eq!(fed, cursors.into_iter().collect::<Vec<_>>());
+    assert!(fed.windows(2).all(|w| w[0] < w[1]));
+}
+
+async fn signing_keys_schedule(s: Arc<dyn Store>) {
+    assert!(s.list_keys().await.unwrap().is_empty());
+    let k2 = key("k2", T0 + 10);
+    let k1 = key("k1", T0);
+    s.insert_key(&k2).await.unwrap();
+    s.insert_key(&k1).await.unwrap();
+    let dup = s.insert_key(&key("k1", T0 + 99)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(s.list_keys().await.unwrap(), vec![k1.clone(), k2.clone()]);
+
+    s.update_key_schedule("k1", Some(T0 + 100), None)
+        .await
+        .unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys[0].retire_at, Some(T0 + 100));
+    assert_eq!(keys[0].remove_at, None);
+    s.update_key_schedule("k1", None, Some(T0 + 200))
+        .await
+        .unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys[0].retire_at, Some(T0 + 100));
+    assert_eq!(keys[0].remove_at, Some(T0 + 200));
+    assert_eq!(keys[1], k2);
+    // Unknown kid: no error, nothing changes.
+    s.update_key_schedule("ghost", Some(1), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(s.list_keys().await.unwrap().len(), 2);
+
+    assert_eq!(s.prune_keys(T0 + 200).await.unwrap(), 0);
+    assert_eq!(s.prune_keys(T0 + 201).await.unwrap(), 1);
+    assert_eq!(s.list_keys().await.unwrap(), vec![k2]);
+}
+
+async fn clients_crud(s: Arc<dyn Store>) {
+    let b = client("svc-b", T0);
+    let a = client("svc-a", T0 + 5);
+    s.create_client(&a).await.unwrap();
+    s.create_client(&b).await.unwrap();
+    let dup = s.create_client(&client("svc-a", T0)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(s.client_by_id("svc-a").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.client_by_id("nope").await.unwrap(), None);
+    assert_eq!(s.list_clients().await.unwrap(), vec![b.clone(), a.clone()]);
+    assert!(s.delete_client("svc-b").await.unwrap());
+    assert!(!s.delete_client("svc-b").await.unwrap());
+    assert_eq!(s.list_clients().await.unwrap(), vec![a]);
+}
+
+async fn throttle_window_restart(s: Arc<dyn Store>) {
+    let k = "acct:alice@example.com";
+    assert_eq!(s.throttle_get(k).await.unwrap(), None);
+    let t = s.throttle_hit(k, T0, 300).await.unwrap();
+    assert_eq!(
+        t,
+        Throttle {
+            failures: 1,
+            window_start: T0,
+            locked_until: 0
+        }
+    );
+    let t = s.throttle_hit(k, T0 + 100, 300).await.unwrap();
+    assert_eq!((t.failures, t.window_start), (2, T0));
+    // Exactly at the window's edge it still counts.
+    let t = s.throttle_hit(k, T0 + 300, 300).await.unwrap();
+    assert_eq!((t.failures, t.window_start), (3, T0));
+    s.throttle_lock(k, T0 + 360).await.unwrap();
+    assert_eq!(
+        s.throttle_get(k).await.unwrap(),
+        Some(Throttle {
+            failures: 3,
+            window_start: T0,
+            locked_until: T0 + 360
+        })
+    );
+    // Past the window: restart at 1 with a new window start.
+    let t = s.throttle_hit(k, T0 + 301, 300).await.unwrap();
+    assert_eq!((t.failures, t.window_start), (1, T0 + 301));
+    // Other keys are independent.
+    let other = s.throttle_hit("ip:10.0.0.1", T0, 300).await.unwrap();
+    assert_eq!(other.failures, 1);
+    s.throttle_clear(k).await.unwrap();
+    assert_eq!(s.throttle_get(k).await.unwrap(), None);
+    assert!(s.throttle_get("ip:10.0.0.1").await.unwrap().is_some());
+    // Locking a key with no state creates it.
+    s.throttle_lock("ip:10.0.0.2", T0 + 5).await.unwrap();
+    assert_eq!(
+        s.throttle_get("ip:10.0.0.2")
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_until,
+        T0 + 5
+    );
+    s.throttle_clear("never-seen").await.unwrap();
+}
+
+async fn throttle_concurrent_hits_not_lost(s: Arc<dyn Store>) {
+    let n = 20;
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.throttle_hit("ip:1.2.3.4", T0, 300)
+                .await
+                .unwrap()
+                .failures
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    for t in tasks {
+        seen.insert(t.await.unwrap());
+    }
+    assert_eq!(seen, (1..=n).collect::<BTreeSet<i64>>());
+}
+
+async fn audit_filter_and_paging(s: Arc<dyn Store>) {
+    let ev = |at: i64, event: &str, actor: Option<&str>, subject: Option<&str>| NewAuditEvent {
+        at,
+        event: event.to_string(),
+        actor: actor.map(str::to_string),
+        subject: subject.map(str::to_string),
+        ip: Some("10.0.0.1".to_string()),
+        detail: serde_json::json!({ "n": at - T0, "nested": { "ok": true } }),
+    };
+    s.audit(&ev(T0, "login", Some("u1"), Some("s1")))
+        .await
+        .unwrap();
+    s.audit(&ev(T0 + 1, "login_failed", None, Some("u2")))
+        .await
+        .unwrap();
+    s.audit(&ev(
+        T0 + 2,
+        "admin.user_disabled",
+        Some("admin"),
+        Some("u1"),
+    ))
+    .await
+    .unwrap();
+    s.audit(&ev(T0 + 3, "login", Some("u2"), Some("s2")))
+        .await
+        .unwrap();
+    let mut e = ev(T0 + 4, "refresh_reuse", None, None);
+    e.ip = None;
+    e.detail = serde_json::json!({});
+    s.audit(&e).await.unwrap();
+
+    let all = s
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(all[0].event, "refresh_reuse");
+    assert_eq!((all[0].actor.clone(), all[0].ip.clone()), (None, None));
+    assert_eq!(all[0].detail, serde_json::json!({}));
+    assert_eq!(all[4].event, "login");
+    assert_eq!(all[4].at, T0);
+    assert_eq!(
+        all[4].detail,
+        serde_json::json!({ "n": 0, "nested": { "ok": true } })
+    );
+    assert_eq!(all[4].actor.as_deref(), Some("u1"));
+    assert_eq!(all[4].subject.as_deref(), Some("s1"));
+    assert_eq!(all[4].ip.as_deref(), Some("10.0.0.1"));
+
+    let events = |v: &[AuditEvent]| v.iter().map(|e| e.event.clone()).collect::<Vec<_>>();
+    // By user: as actor or as subject.
+    let u1 = s
+        .list_audit(&AuditFilter {
+            user: Some("u1".to_string()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events(&u1), ["admin.user_disabled", "login"]);
+    let u2 = s
+        .list_audit(&AuditFilter {
+            user: Some("u2".to_string()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events(&u2), ["login", "login_failed"]);
+    // By event, and both filters together.
+    let logins = s
+        .list_audit(&AuditFilter {
+            event: Some("login".to_string()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        logins.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [T0 + 3, T0]
+    );
+    let both = s
+        .list_audit(&AuditFilter {
+            user: Some("u2".to_string()),
+            event: Some("login".to_string()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0].at, T0 + 3);
+
+    // Paging: pages of 2 via before_id walk the whole log exactly once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_audit(&AuditFilter {
+                before_id: before,
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        before = page.last().map(|e| e.id);
+        seen.extend(page);
+    }
+    assert_eq!(seen, all);
+    // Paging combined with a filter.
+    let page = s
+        .list_audit(&AuditFilter {
+            event: Some("login".to_string()),
+            before_id: Some(logins[0].id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, vec![logins[1].clone()]);
+}
+
+async fn notices_on_revocation_and_keys(s: Arc<dyn Store>) {
+    let mut rx = s.subscribe();
+    let r = s
+        .append_revocation(&revocation(RevocationKind::Session, "s1", T0 + 100))
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::Revocation(r.cursor)).await;
+    s.insert_key(&key("k1", T0)).await.unwrap();
+    wait_for(&mut rx, StoreNotice::KeysChanged).await;
+    s.update_key_schedule("k1", Some(T0 + 1), None)
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::KeysChanged).await;
+    // A second subscriber sees later events too.
+    let mut rx2 = s.subscribe();
+    let r2 = s
+        .append_revocation(&revocation(RevocationKind::Token, "j", T0 + 100))
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::Revocation(r2.cursor)).await;
+    wait_for(&mut rx2, StoreNotice::Revocation(r2.cursor)).await;
+}
+
+/// Receives until `want` arrives (other notices, e.g. a listener's resync, are skipped).
+async fn wait_for(rx: &mut tokio::sync::broadcast::Receiver<StoreNotice>, want: StoreNotice) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(n)) if n == want => return,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("notice channel: {e}"),
+            Err(_) => panic!("no {want:?} within 10 s"),
+        }
+    }
+}
