@@ -1,0 +1,399 @@
+//! A strict, allocation-light JSON scanner for JOSE headers, claims sets and JWKs.
+//!
+//! serde_json accepts duplicate member names (the last one wins), which RFC 7515 §5.2 and
+//! RFC 8725 §3.6 ask us to reject: two parsers could otherwise disagree about what a token
+//! says. This scanner validates the grammar of RFC 8259 in one pass, rejects duplicate names in
+//! every object at every depth, bounds the nesting depth, and hands the caller each top-level
+//! member as (decoded name, raw value text), so that registered claims and header parameters
+//! are read here without a second parse. It allocates only for names that contain escapes and
+//! for very wide objects.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use crate::error::{truncate, Part};
+use crate::Error;
+
+/// Default bound on nesting depth: claims sets and headers are flat in practice.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Scans `input`, which must be exactly one JSON object (surrounding whitespace allowed), and
+/// calls `on_member` for each of its top-level members with the decoded name and the exact
+/// text of the value.
+pub(crate) fn scan_object<'a, F>(
+    input: &'a [u8],
+    part: Part,
+    max_depth: usize,
+    mut on_member: F,
+) -> Result<(), Error>
+where
+    F: FnMut(&str, &'a str) -> Result<(), Error>,
+{
+    let text = std::str::from_utf8(input).map_err(|_| Error::InvalidJson {
+        part,
+        reason: "invalid UTF-8".to_owned(),
+    })?;
+    let mut s = Scanner {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+        part,
+        max_depth,
+    };
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return Err(s.err("not a JSON object"));
+    }
+    s.object(1, &mut on_member)?;
+    s.ws();
+    if s.i != s.b.len() {
+        return Err(s.err("trailing characters"));
+    }
+    Ok(())
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+    part: Part,
+    max_depth: usize,
+}
+
+/// Member names seen in one object.
+struct Names<'a> {
+    small: Vec<Cow<'a, str>>,
+    big: Option<HashSet<Cow<'a, str>>>,
+}
+
+impl<'a> Names<'a> {
+    fn new() -> Self {
+        Names {
+            small: Vec::new(),
+            big: None,
+        }
+    }
+
+    /// Records `name`; false if it was already there.
+    fn insert(&mut self, name: Cow<'a, str>) -> bool {
+        if let Some(set) = &mut self.big {
+            return set.insert(name);
+        }
+        if self.small.contains(&name) {
+            return false;
+        }
+        self.small.push(name);
+        if self.small.len() > 16 {
+            // Wide objects switch to hashing so that a token full of members stays linear.
+            self.big = Some(self.small.drain(..).collect());
+        }
+        true
+    }
+}
+
+type Cb<'c, 'a> = &'c mut dyn FnMut(&str, &'a str) -> Result<(), Error>;
+
+impl<'a> Scanner<'a> {
+    fn err(&self, what: &str) -> Error {
+        Error::InvalidJson {
+            part: self.part,
+            reason: format!("{what} at byte {}", self.i),
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8, what: &str) -> Result<(), Error> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    /// Parses an object starting at `{`. Top-level members go to `cb` when given.
+    fn object(&mut self, depth: usize, cb: Cb<'_, 'a>) -> Result<(), Error> {
+        self.object_inner(depth, Some(cb))
+    }
+
+    fn object_inner(&mut self, depth: usize, mut cb: Option<Cb<'_, 'a>>) -> Result<(), Error> {
+        if depth > self.max_depth {
+            return Err(self.err("nesting too deep"));
+        }
+        self.i += 1; // '{'
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        let mut names = Names::new();
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected member name"));
+            }
+            let name = self.string()?;
+            let name = decode_string(name).ok_or_else(|| self.err("invalid escape"))?;
+            if !names.insert(name.clone()) {
+                return Err(Error::DuplicateMember {
+                    part: self.part,
+                    name: truncate(&name),
+                });
+            }
+            self.ws();
+            self.expect(b':', "expected ':'")?;
+            self.ws();
+            let start = self.i;
+            self.value(depth)?;
+            let raw = &self.text[start..self.i];
+            if let Some(cb) = cb.as_mut() {
+                cb(&name, raw)?;
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), Error> {
+        if depth > self.max_depth {
+            return Err(self.err("nesting too deep"));
+        }
+        self.i += 1; // '['
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    /// Parses any value at the current position (whitespace already skipped).
+    fn value(&mut self, depth: usize) -> Result<(), Error> {
+        match self.peek() {
+            Some(b'{') => self.object_inner(depth + 1, None),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), Error> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), Error> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a string starting at `"`; returns its raw text including the quotes.
+    fn string(&mut self) -> Result<&'a str, Error> {
+        let start = self.i;
+        self.i += 1;
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(&self.text[start..self.i]);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            let hex = self.b.get(self.i + 1..self.i + 5);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.err("invalid \\u escape"));
+                            }
+                            self.i += 5;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                Some(c) if c < 0x20 => return Err(self.err("control character in string")),
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+}
+
+/// Decodes a raw value that must be a string; `None` if it is another JSON type.
+pub(crate) fn decode_string_value(raw: &str) -> Option<Cow<'_, str>> {
+    if raw.starts_with('"') {
+        decode_string(raw)
+    } else {
+        None
+    }
+}
+
+/// Decodes the raw text of a string the scanner accepted (quotes included). Borrows when there
+/// are no escapes. `None` for lone surrogates.
+pub(crate) fn decode_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '"' => out.push('"'),
+            '\\' => out.push('\\'),
+            '/' => out.push('/'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                let hi = hex4(&mut chars)?;
+                let cp = if (0xD800..0xDC00).contains(&hi) {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    if chars.next()? != '\\' || chars.next()? != 'u' {
+                        return None;
+                    }
+                    let lo = hex4(&mut chars)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else {
+                    hi
+                };
+                out.push(char::from_u32(cp)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+    let mut v = 0u32;
+    for _ in 0..4 {
+        v = (v << 4) | chars.next()?.to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Calls `f` with each decoded element of a JSON array of strings (raw text from the
+/// scanner). `Err(())` if it is not an array of strings.
+pub(crate) fn for_each_string<'a>(raw: &'a str, mut f: impl FnMut(Cow<'a, str>)) -> Result<(), ()> {
+    let inner = raw
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or(())?;
+    let b = inner.as_bytes();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if i == b.len() {
+        return Ok(());
+    }
+    loop {
+        skip_ws(&mut i);
+        if b.get(i) != Some(&b'"') {
+            return Err(());
+        }
+        // Find the closing quote; the scanner already validated escapes.
+        let start = i;
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            if b[i] == b'\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        i += 1;
+        let s = inner.get(start..i).ok_or(())?;
+        f(decode_string(s).ok_or(())?);
+        skip_ws(&mut i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            None => return Ok(()),
+            _ => return Err(()),
+        }
+    }
+}

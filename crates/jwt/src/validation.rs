@@ -1,0 +1,347 @@
+//! The validation policy and the verification entry points: a policy value in, a
+//! [`Verified`] out.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use crate::claims::{self, registered_bit, Claims, RegisteredClaims};
+use crate::error::{truncate, Part};
+use crate::jws::{self, Compact, Header, DEFAULT_MAX_TOKEN_LEN};
+use crate::{json, Error, KeySet, VerifyingKey};
+
+/// Default clock-skew allowance for `exp`, `nbf` and `iat`, in seconds (DESIGN §3).
+pub const DEFAULT_LEEWAY: u64 = 30;
+
+/// The current system time in Unix seconds.
+pub fn now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+/// Where validation takes the time from. Tests use `Fixed`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// A fixed instant, in Unix seconds.
+    Fixed(i64),
+}
+
+impl Clock {
+    /// The current time of this clock, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        match self {
+            Clock::System => now(),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+/// One validation policy: which claims are required, what they must say, the expected `typ`,
+/// the leeway, the size cap and the clock.
+///
+/// Defaults ([`Validation::new`]): `exp`, `iss` and `aud` required; leeway 30 s; tokens up to
+/// 8 KiB; system clock; no `typ` check. A token carrying `aud` is rejected unless the policy
+/// names at least one audience (RFC 8725 §3.9: a token for another service must not be
+/// accepted here); `iss` is compared when [`Validation::issuer`] was given.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    required: u8,
+    required_custom: Vec<String>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    typ: Option<String>,
+    leeway: u64,
+    max_token_len: usize,
+    max_depth: usize,
+    clock: Clock,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation::new()
+    }
+}
+
+impl Validation {
+    /// The default policy (see the type docs).
+    pub fn new() -> Validation {
+        let bit = |n| registered_bit(n).unwrap_or(0);
+        Validation {
+            required: bit("exp") | bit("iss") | bit("aud"),
+            required_custom: Vec::new(),
+            issuer: None,
+            audiences: Vec::new(),
+            typ: None,
+            leeway: DEFAULT_LEEWAY,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            max_depth: json::MAX_DEPTH,
+            clock: Clock::System,
+        }
+    }
+
+    /// The RFC 9068 access-token profile: the default policy plus issuer, audiences and
+    /// `typ` `at+jwt`.
+    pub fn access_token(issuer: &str, audiences: &[&str]) -> Validation {
+        Validation::new()
+            .issuer(issuer)
+            .audience(audiences)
+            .typ(Some("at+jwt"))
+    }
+
+    /// The expected issuer; `iss` must equal it exactly.
+    pub fn issuer(mut self, iss: &str) -> Validation {
+        self.issuer = Some(iss.to_owned());
+        self
+    }
+
+    /// The accepted audiences; the token's `aud` must name at least one of them.
+    pub fn audience(mut self, aud: &[&str]) -> Validation {
+        self.audiences = aud.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    /// The expected header `typ`, compared case-insensitively with an optional
+    /// `application/` prefix (RFC 7515 §4.1.9); `None` disables the check.
+    pub fn typ(mut self, typ: Option<&str>) -> Validation {
+        self.typ = typ.map(str::to_owned);
+        self
+    }
+
+    /// Clock-skew allowance in seconds for `exp`, `nbf` and `iat`.
+    pub fn leeway(mut self, secs: u64) -> Validation {
+        self.leeway = secs.min(MAX_LEEWAY);
+        self
+    }
+
+    /// The size cap for the whole compact token, checked before any decoding.
+    pub fn max_token_len(mut self, n: usize) -> Validation {
+        self.max_token_len = n;
+        self
+    }
+
+    /// Makes claims required, e.g. `["sub", "jti"]`; names other than the registered ones are
+    /// application claims, which must then be present too.
+    pub fn require(mut self, claims: &[&str]) -> Validation {
+        for c in claims {
+            match registered_bit(c) {
+                Some(b) => self.required |= b,
+                None => {
+                    if !self.required_custom.iter().any(|x| x == c) {
+                        self.required_custom.push((*c).to_owned());
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Stops requiring claims, by name (an explicit, visible opt-out, e.g. `["aud"]`).
+    pub fn without_required(mut self, claims: &[&str]) -> Validation {
+        for c in claims {
+            match registered_bit(c) {
+                Some(b) => self.required &= !b,
+                None => self.required_custom.retain(|x| x != c),
+            }
+        }
+        self
+    }
+
+    /// The clock to validate against.
+    pub fn clock(mut self, clock: Clock) -> Validation {
+        self.clock = clock;
+        self
+    }
+
+    /// The configured size cap.
+    pub fn max_len(&self) -> usize {
+        self.max_token_len
+    }
+
+    fn check_typ(&self, header: &Header) -> Result<(), Error> {
+        let Some(expected) = &self.typ else {
+            return Ok(());
+        };
+        match &header.typ {
+            Some(found) if typ_eq(expected, found) => Ok(()),
+            found => Err(Error::InvalidType {
+                expected: expected.clone(),
+                found: found.as_deref().map(truncate),
+            }),
+        }
+    }
+
+    fn check_claims(&self, r: &RegisteredClaims, custom_present: &[bool]) -> Result<(), Error> {
+        let present = [
+            r.iss.is_some(),
+            r.sub.is_some(),
+            r.aud.is_some(),
+            r.exp.is_some(),
+            r.nbf.is_some(),
+            r.iat.is_some(),
+            r.jti.is_some(),
+        ];
+        for (i, name) in claims::REGISTERED.iter().enumerate() {
+            if self.required & (1 << i) != 0 && !present[i] {
+                return Err(Error::MissingClaim((*name).to_owned()));
+            }
+        }
+        for (name, here) in self.required_custom.iter().zip(custom_present) {
+            if !here {
+                return Err(Error::MissingClaim(truncate(name)));
+            }
+        }
+        let now = self.clock.now();
+        let leeway = self.leeway as i64; // bounded by MAX_LEEWAY
+        if let Some(exp) = r.exp {
+            // RFC 7519 §4.1.4: valid only *before* exp.
+            if now >= exp + leeway {
+                return Err(Error::Expired {
+                    exp,
+                    now,
+                    leeway: self.leeway,
+                });
+            }
+        }
+        if let Some(nbf) = r.nbf {
+            if now + leeway < nbf {
+                return Err(Error::NotYetValid {
+                    nbf,
+                    now,
+                    leeway: self.leeway,
+                });
+            }
+        }
+        if let Some(iat) = r.iat {
+            if iat > now + leeway {
+                return Err(Error::IssuedInFuture {
+                    iat,
+                    now,
+                    leeway: self.leeway,
+                });
+            }
+        }
+        if let Some(expected) = &self.issuer {
+            match &r.iss {
+                Some(iss) if iss == expected => {}
+                Some(iss) => {
+                    return Err(Error::InvalidIssuer {
+                        found: truncate(iss),
+                    })
+                }
+                None => return Err(Error::MissingClaim("iss".to_owned())),
+            }
+        }
+        if let Some(aud) = &r.aud {
+            if self.audiences.is_empty() {
+                return Err(Error::InvalidAudience(
+                    "the token has aud but the validation policy names no audience",
+                ));
+            }
+            if !aud.iter().any(|a| self.audiences.iter().any(|e| e == a)) {
+                return Err(Error::InvalidAudience("no accepted audience in aud"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Upper bound on the leeway (one day) so that time arithmetic cannot overflow.
+const MAX_LEEWAY: u64 = 86_400;
+
+/// `typ` comparison per RFC 7515 §4.1.9: case-insensitive, `application/` prefix optional
+/// when the rest has no `/`.
+fn typ_eq(expected: &str, found: &str) -> bool {
+    fn strip(t: &str) -> &str {
+        match (t.get(..12), t.get(12..)) {
+            (Some(p), Some(rest))
+                if p.eq_ignore_ascii_case("application/") && !rest.contains('/') =>
+            {
+                rest
+            }
+            _ => t,
+        }
+    }
+    strip(expected).eq_ignore_ascii_case(strip(found))
+}
+
+/// A token whose signature verified and whose claims passed the policy. Only this crate can
+/// build one.
+#[derive(Clone, Debug)]
+pub struct Verified<T> {
+    header: Header,
+    claims: Claims<T>,
+}
+
+impl<T> Verified<T> {
+    /// The protected header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The claims.
+    pub fn claims(&self) -> &Claims<T> {
+        &self.claims
+    }
+
+    /// The claims, by value.
+    pub fn into_claims(self) -> Claims<T> {
+        self.claims
+    }
+}
+
+/// Verifies a compact JWS with one key and validates its claims.
+///
+/// Order: size cap; three segments; header (base64url, strict JSON, `alg` must be the key's,
+/// no `crit`/`jku`/`x5u`/`jwk`/`x5c`); `typ`; signature; then the payload (base64url, strict
+/// JSON, registered claim types) and the policy. `T` receives the whole claims object (it
+/// may ignore the registered members).
+pub fn verify<T: DeserializeOwned>(
+    token: &str,
+    key: &VerifyingKey,
+    validation: &Validation,
+) -> Result<Verified<T>, Error> {
+    let c = jws::split(token, validation.max_token_len)?;
+    let header = jws::parse_header(c.header)?;
+    verify_parsed(c, header, key, validation)
+}
+
+/// Like [`verify`], picking the key by the header's `kid`. A token without `kid` is accepted
+/// only when the set has exactly one key; an unknown `kid` is [`Error::UnknownKid`].
+pub fn verify_with_keys<T: DeserializeOwned>(
+    token: &str,
+    keys: &KeySet,
+    validation: &Validation,
+) -> Result<Verified<T>, Error> {
+    let c = jws::split(token, validation.max_token_len)?;
+    let header = jws::parse_header(c.header)?;
+    let key = keys.select(header.kid.as_deref())?;
+    verify_parsed(c, header, key, validation)
+}
+
+fn verify_parsed<T: DeserializeOwned>(
+    c: Compact<'_>,
+    header: Header,
+    key: &VerifyingKey,
+    validation: &Validation,
+) -> Result<Verified<T>, Error> {
+    jws::check_alg(&header, key)?;
+    validation.check_typ(&header)?;
+    jws::check_signature(&c, key)?;
+    let payload = jws::b64_decode(c.payload, Part::Payload)?;
+    let scanned = claims::scan(&payload, &validation.required_custom, validation.max_depth)?;
+    validation.check_claims(&scanned.registered, &scanned.custom_present)?;
+    let custom: T =
+        serde_json::from_slice(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+    Ok(Verified {
+        header,
+        claims: Claims {
+            registered: scanned.registered,
+            custom,
+        },
+    })
+}
