@@ -1,0 +1,1 @@
+//! The revocation feed (owned by the second server engineer; see ARCHITECTURE.md).

@@ -1,0 +1,182 @@
+//! Request extractors shared by every resource module: JSON and form bodies whose
+//! rejections become RFC 6749 errors, the client's IP and User-Agent, and the bearer-token
+//! extractor [`AuthUser`].
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::domain::tokens::{self, AccessContext};
+use crate::state::AppState;
+
+/// `axum::Json` whose rejection (wrong content type, malformed JSON, missing field, body too
+/// large) is a 4xx [`ApiError`] instead of axum's plain-text answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// `axum::Form` (for the RFC 6749 endpoints) with RFC 6749 rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiForm<T>
+where
+    axum::Form<T>: FromRequest<S, Rejection = axum::extract::rejection::FormRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// `axum::extract::Query` with RFC 6749 rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>:
+        FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// `axum::extract::Path` with RFC 6749 rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    axum::extract::Path<T>:
+        FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// Who is calling from where: the peer IP (no proxy headers are trusted) and the
+/// User-Agent (truncated). Never fails.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Peer IP address, when known.
+    pub ip: Option<String>,
+    /// User-Agent, at most 256 characters.
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// The IP as a string for throttle keys (`unknown` when not known).
+    pub fn ip_or_unknown(&self) -> &str {
+        self.ip.as_deref().unwrap_or("unknown")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// An authenticated caller: a valid access token (signature, `typ`, `iss`, `aud`, `exp`,
+/// `nbf`) that is also still valid in the store: its session live, its user enabled and its
+/// `iat` after the user's cutoff, its `jti` not revoked. Rejects with 401 `invalid_token`.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub AccessContext);
+
+impl std::ops::Deref for AuthUser {
+    type Target = AccessContext;
+
+    fn deref(&self) -> &AccessContext {
+        &self.0
+    }
+}
+
+/// The bearer token of a request, if it has an `Authorization: Bearer` header (RFC 6750
+/// §2.1; the scheme is case-insensitive).
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_token("Malformed Authorization header"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(ApiError::invalid_token("Malformed Authorization header"));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::invalid_token("Expected a Bearer token"));
+    }
+    Ok(Some(token.trim()))
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)?.ok_or_else(ApiError::missing_token)?;
+        let ctx = tokens::authenticate(state, token).await?;
+        Ok(Self(ctx))
+    }
+}
+
+/// Refuses with 403 `insufficient_scope` unless the caller's token carries `role`.
+pub fn require_role(auth: &AuthUser, role: &str) -> Result<(), ApiError> {
+    if auth.claims.roles.iter().any(|r| r == role) {
+        Ok(())
+    } else {
+        Err(ApiError::insufficient_scope(format!(
+            "Requires role {role}"
+        )))
+    }
+}
