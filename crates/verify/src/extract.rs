@@ -1,0 +1,212 @@
+//! axum integration: the [`Authenticated`] extractor and the [`RequireAuthLayer`] tower layer.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::Request;
+
+use crate::rejection::bearer_token;
+use crate::{AccessClaims, AuthRejection, Verifier};
+
+/// The verified claims of the request's bearer token; an axum extractor.
+///
+/// It finds its [`Verifier`] in the request extensions, put there by
+/// [`Verifier::layer`] (which also verifies, so the extractor just reads the result) or by
+/// [`Verifier::extension_layer`] / `axum::Extension(verifier)`. Without a verifier it rejects with
+/// a `500`, a wiring mistake the first request shows. Rejections are [`AuthRejection`]s.
+///
+/// Dereferences to [`AccessClaims`]: `claims.sub`, `claims.require_role("admin")?`.
+/// `Option<Authenticated>` extracts `None` when no token was sent (an invalid token still
+/// rejects).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<AccessClaims>);
+
+impl Deref for Authenticated {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+async fn authenticate(parts: &mut Parts) -> Result<Option<Authenticated>, AuthRejection> {
+    if let Some(a) = parts.extensions.get::<Authenticated>() {
+        return Ok(Some(a.clone()));
+    }
+    let Some(verifier) = parts.extensions.get::<Verifier>().cloned() else {
+        tracing::error!(
+            "Authenticated extractor used without a Verifier in the request extensions"
+        );
+        return Err(AuthRejection::misconfigured());
+    };
+    let Some(token) = bearer_token(&parts.headers)? else {
+        return Ok(None);
+    };
+    let claims = verifier.verify(token).await?;
+    let a = Authenticated(claims);
+    parts.extensions.insert(a.clone());
+    Ok(Some(a))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        authenticate(parts)
+            .await?
+            .ok_or_else(AuthRejection::missing_token)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        authenticate(parts).await
+    }
+}
+
+/// A tower layer that rejects requests without a valid bearer token (and, optionally, without a
+/// role), and hands the verified claims to handlers as an [`Authenticated`] extension.
+///
+/// Built by [`Verifier::layer`]. Use it with `Router::route_layer` so unmatched paths still
+/// answer `404` rather than `401`.
+#[derive(Debug, Clone)]
+pub struct RequireAuthLayer {
+    verifier: Verifier,
+    role: Option<Arc<str>>,
+}
+
+impl RequireAuthLayer {
+    pub(crate) fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            role: None,
+        }
+    }
+
+    /// Also require the role `role`; callers without it get `403 insufficient_scope`.
+    pub fn require_role(mut self, role: &str) -> Self {
+        self.role = Some(Arc::from(role));
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for RequireAuthLayer {
+    type Service = RequireAuth<S>;
+    fn layer(&self, inner: S) -> RequireAuth<S> {
+        RequireAuth {
+            inner,
+            verifier: self.verifier.clone(),
+            role: self.role.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct RequireAuth<S> {
+    inner: S,
+    verifier: Verifier,
+    role: Option<Arc<str>>,
+}
+
+impl<S, B> tower::Service<Request<B>> for RequireAuth<S>
+where
+    S: tower::Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that must be called (tower's contract).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let role = self.role.clone();
+        // Owned, so the future does not borrow the request (bodies are not `Sync`).
+        let token = bearer_token(req.headers()).map(|t| t.map(str::to_owned));
+        Box::pin(async move {
+            let checked = async {
+                let token = token?.ok_or_else(AuthRejection::missing_token)?;
+                let claims = verifier.verify(&token).await?;
+                if let Some(role) = &role {
+                    claims.require_role(role)?;
+                }
+                Ok::<_, AuthRejection>(claims)
+            }
+            .await;
+            match checked {
+                Ok(claims) => {
+                    req.extensions_mut().insert(Authenticated(claims));
+                    req.extensions_mut().insert(verifier);
+                    inner.call(req).await
+                }
+                Err(rejection) => Ok(rejection.into_response()),
+            }
+        })
+    }
+}
+
+/// A tower layer that only makes a [`Verifier`] available to the [`Authenticated`] extractor
+/// (requests are not rejected here). Built by [`Verifier::extension_layer`].
+#[derive(Debug, Clone)]
+pub struct VerifierExtensionLayer {
+    verifier: Verifier,
+}
+
+impl VerifierExtensionLayer {
+    pub(crate) fn new(verifier: Verifier) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for VerifierExtensionLayer {
+    type Service = VerifierExtension<S>;
+    fn layer(&self, inner: S) -> VerifierExtension<S> {
+        VerifierExtension {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service of [`VerifierExtensionLayer`].
+#[derive(Debug, Clone)]
+pub struct VerifierExtension<S> {
+    inner: S,
+    verifier: Verifier,
+}
+
+impl<S, B> tower::Service<Request<B>> for VerifierExtension<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> S::Future {
+        req.extensions_mut().insert(self.verifier.clone());
+        self.inner.call(req)
+    }
+}
