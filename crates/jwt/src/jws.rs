@@ -129,6 +129,11 @@ pub(crate) fn parse_header(b64: &str) -> Result<Header, Error> {
         heap = b64_decode(b64, Part::Header)?;
         &heap
     };
+    parse_header_json(bytes)
+}
+
+/// Parses protected-header JSON (see [`parse_header`]).
+pub(crate) fn parse_header_json(bytes: &[u8]) -> Result<Header, Error> {
     let mut header = Header::default();
     let mut alg_err: Option<Error> = None;
     let bad = |what: &str| Error::InvalidJson {
@@ -266,6 +271,33 @@ pub(crate) fn sign<T: Serialize + ?Sized>(
     URL_SAFE_NO_PAD.encode_string(&h, &mut out);
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+    let sig = key.sign_raw(out.as_bytes())?;
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig.as_ref(), &mut out);
+    Ok(out)
+}
+
+/// Signs exact header and payload bytes (see [`SigningKey::sign_bytes`]).
+pub(crate) fn sign_bytes(
+    key: &SigningKey,
+    header_json: &[u8],
+    payload: &[u8],
+) -> Result<String, Error> {
+    let header = parse_header_json(header_json)?;
+    if header.alg != Some(key.algorithm()) {
+        return Err(Error::AlgorithmMismatch {
+            key: key.algorithm(),
+            token: header
+                .alg
+                .map(Algorithm::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    let mut out = String::with_capacity((header_json.len() + payload.len()) * 4 / 3 + 700);
+    URL_SAFE_NO_PAD.encode_string(header_json, &mut out);
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
     let sig = key.sign_raw(out.as_bytes())?;
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(sig.as_ref(), &mut out);

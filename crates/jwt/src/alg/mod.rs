@@ -646,6 +646,14 @@ impl SigningKey {
         crate::jws::sign(self, header, claims)
     }
 
+    /// Signs exact protected-header JSON and payload bytes, for payloads that are not JWT
+    /// claims and for reproducing published vectors byte for byte. The header must be a strict
+    /// JSON object naming this key's algorithm; the rules of verification (no `crit`, no
+    /// key-carrying parameters, no duplicates) apply to it too.
+    pub fn sign_bytes(&self, header_json: &[u8], payload: &[u8]) -> Result<String, Error> {
+        crate::jws::sign_bytes(self, header_json, payload)
+    }
+
     /// Signs the JWS signing input.
     pub(crate) fn sign_raw(&self, msg: &[u8]) -> Result<SignatureBytes, Error> {
         match &self.material {
