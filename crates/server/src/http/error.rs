@@ -274,3 +274,31 @@ impl From<PathRejection> for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_503_and_generic_500() {
+        let e = ApiError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.error, "temporarily_unavailable");
+        let e = ApiError::from(StoreError::Database("syntax error near SELECT".into()));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.description.contains("SELECT"), "500 says little");
+    }
+
+    #[test]
+    fn unauthorized_carries_www_authenticate_and_throttled_retry_after() {
+        let resp = ApiError::invalid_token("bad \"quoted\" thing").into_response();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let v = resp.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert_eq!(
+            v,
+            "Bearer error=\"invalid_token\", error_description=\"bad quoted thing\""
+        );
+        let resp = ApiError::throttled(7).into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
+    }
+}
