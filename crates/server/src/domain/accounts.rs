@@ -289,3 +289,29 @@ pub async fn change_password(
     .await;
     Ok(issued)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_loosely_validated() {
+        assert_eq!(
+            normalize_email("  Bob@Example.ORG ").unwrap(),
+            "bob@example.org"
+        );
+        for bad in ["", "bob", "@x", "bob@", "a@b@c", "a b@c.d", "a\u{0}@b"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("{}@x.y", "a".repeat(251));
+        assert!(normalize_email(&long).is_err());
+    }
+
+    #[test]
+    fn roles_are_validated_sorted_and_deduplicated() {
+        let r = normalize_roles(&["b".into(), "a".into(), "b".into()]).unwrap();
+        assert_eq!(r, vec!["a", "b"]);
+        assert!(normalize_roles(&["Admin".into()]).is_err());
+        assert!(normalize_roles(&["".into()]).is_err());
+    }
+}

@@ -67,6 +67,11 @@ pub struct KeyManager {
     leeway: i64,
     rotation_interval: i64,
     loaded: RwLock<Arc<Loaded>>,
+    /// Rotations performed by this instance (read by `/metrics`).
+    rotations: std::sync::atomic::AtomicU64,
+    /// Serializes rotations in this process (the background task and an admin request must
+    /// not both start one).
+    rotating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -109,6 +114,8 @@ impl KeyManager {
             leeway: config.leeway,
             rotation_interval: config.key_rotation_interval,
             loaded: RwLock::new(Arc::new(Loaded::default())),
+            rotations: std::sync::atomic::AtomicU64::new(0),
+            rotating: tokio::sync::Mutex::new(()),
         };
         km.reload().await?;
         let now = km.clock.now();
@@ -291,21 +298,35 @@ impl KeyManager {
 
     /// Staged rotation: the new key is published now and signs after `jwks_max_age`.
     pub async fn rotate_staged(&self) -> DomainResult<String> {
+        let _guard = self.rotating.lock().await;
         let now = self.clock.now();
-        self.insert_new(now + self.jwks_max_age).await
+        let kid = self.insert_new(now + self.jwks_max_age).await?;
+        self.rotations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(kid)
+    }
+
+    /// How many rotations (staged or immediate) this instance has performed.
+    pub fn rotations(&self) -> u64 {
+        self.rotations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Immediate rotation (`POST /admin/keys/rotate`): the new key signs at once; the old key
     /// stays published until its tokens expire. Verifiers with a cached JWKS refetch on the
     /// unknown kid.
     pub async fn rotate_now(&self) -> DomainResult<String> {
+        let _guard = self.rotating.lock().await;
         let now = self.clock.now();
-        self.insert_new(now).await
+        let kid = self.insert_new(now).await?;
+        self.rotations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(kid)
     }
 
     /// Periodic upkeep: reload, start a staged rotation when the active key is older than the
     /// rotation interval (and none is pending), prune keys past `remove_at`.
     pub async fn maintain(&self) -> DomainResult<()> {
+        let _guard = self.rotating.lock().await;
         self.reload().await?;
         let now = self.clock.now();
         if self.rotation_interval > 0 {
@@ -313,7 +334,7 @@ impl KeyManager {
             let pending = loaded.keys.iter().any(|k| k.record.activate_at > now);
             let newest_activation = loaded.keys.iter().map(|k| k.record.activate_at).max();
             if !pending && newest_activation.is_some_and(|a| a + self.rotation_interval <= now) {
-                let kid = self.rotate_staged().await?;
+                let kid = self.insert_new(now + self.jwks_max_age).await?;
                 tracing::info!(kid = %kid, "automatic key rotation: new key published");
             }
         }

@@ -123,11 +123,11 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
             session,
         } => {
             let in_grace = now - rotated_at <= state.config.refresh_grace;
-            if in_grace
-                && !successor_used
-                && crypto::ct_eq(&successor_hash, &new_hash)
-                && session.is_live(now)
-            {
+            if !session.is_live(now) {
+                // Expired or already revoked: nothing left to protect, not a reuse signal.
+                return Err(INVALID);
+            }
+            if in_grace && !successor_used && crypto::ct_eq(&successor_hash, &new_hash) {
                 session
             } else {
                 reuse_detected(state, &session, ip).await?;
