@@ -7,7 +7,7 @@
 
 use crate::error::Part;
 use crate::jws::{self, DEFAULT_MAX_TOKEN_LEN};
-use crate::{json, Error};
+use crate::{json, Error, SigningKey};
 
 /// Decodes header and claims of a compact JWS **without verifying the signature**.
 /// The token is capped at 8 KiB; the signature segment must still be valid base64url.
@@ -26,4 +26,15 @@ fn strict_value(b64: &str, part: Part) -> Result<serde_json::Value, Error> {
         part,
         reason: e.to_string(),
     })
+}
+
+/// Signs arbitrary header JSON and payload bytes with **no checks at all**: any `alg`, `crit`,
+/// `jwk`, duplicate members. For building negative tests and interop fixtures only; tokens
+/// made this way are exactly the ones [`crate::verify`] exists to refuse.
+pub fn sign_unchecked(
+    key: &SigningKey,
+    header_json: &[u8],
+    payload: &[u8],
+) -> Result<String, Error> {
+    crate::jws::sign_unchecked(key, header_json, payload)
 }

@@ -294,6 +294,15 @@ pub(crate) fn sign_bytes(
                 .to_owned(),
         });
     }
+    sign_unchecked(key, header_json, payload)
+}
+
+/// Signs exact bytes without looking at them (see [`crate::dangerous::sign_unchecked`]).
+pub(crate) fn sign_unchecked(
+    key: &SigningKey,
+    header_json: &[u8],
+    payload: &[u8],
+) -> Result<String, Error> {
     let mut out = String::with_capacity((header_json.len() + payload.len()) * 4 / 3 + 700);
     URL_SAFE_NO_PAD.encode_string(header_json, &mut out);
     out.push('.');
