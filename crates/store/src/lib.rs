@@ -42,8 +42,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn engine(&self) -> &'static str;
     /// Change notifications for this process: a [`StoreNotice`] after every committed
     /// revocation and key change, including those written by other server nodes sharing the
-    /// same PostgreSQL database (LISTEN/NOTIFY). A receiver that falls behind gets
-    /// `RecvError::Lagged` and should resynchronize from the store.
+    /// same PostgreSQL database (LISTEN/NOTIFY). Notices are wake-up hints, not data: they
+    /// can repeat or arrive out of order (after a reconnection the PostgreSQL listener sends
+    /// `KeysChanged` and the latest cursor, since notices sent meanwhile were lost), so read
+    /// the store from your own cursor on each one. A receiver that falls behind gets
+    /// `RecvError::Lagged` and should do the same.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreNotice>;
 
     // ---- users ----------------------------------------------------------------------------
@@ -178,10 +181,35 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Audit events newest first, filtered by actor/subject user id and event name, paged by
     /// `before_id` (exclusive; `None` for the newest page).
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+
+    // ---- moving an installation (`tessera migrate`) --------------------------------------------
+
+    /// Reads every row [`Snapshot`] carries, from one consistent read snapshot of the
+    /// database. Used by [`copy_all`]; the server does not call it.
+    async fn export(&self) -> Result<Snapshot>;
+    /// Writes a snapshot into this store in one transaction, keeping ids, hashes, cursors
+    /// and audit ids as they were, so every session and refresh token keeps working.
+    /// The store must be migrated and empty (no users, sessions, keys, clients, revocations
+    /// or audit events, and no cursor handed out yet); otherwise `Conflict` and nothing is
+    /// written. Subscribers get `KeysChanged` and the latest revocation cursor afterwards.
+    async fn import(&self, snapshot: &Snapshot) -> Result<()>;
+}
+
+/// Copies a whole installation from one store to another (e.g. SQLite to PostgreSQL) so
+/// that nobody is logged out: [`Store::export`] from `from`, [`Store::import`] into `to`.
+/// `to` must be migrated and empty. Stop the servers using `from` first, or writes made
+/// during the copy are lost.
+pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> Result<SnapshotCounts> {
+    let snapshot = from.export().await?;
+    to.import(&snapshot).await?;
+    Ok(snapshot.counts())
 }
 
 /// Opens the store named by a database URL: `sqlite://path` (created when missing) or
-/// `postgres://...`. Does not migrate; call [`Store::migrate`].
+/// `postgres://...` / `postgresql://...` (which may pick a schema with
+/// `?options=-csearch_path%3Dname`). Does not migrate; call [`Store::migrate`].
+/// An unreachable database is [`StoreError::Unavailable`] at once, without waiting for it
+/// to come up: a caller starting together with its database retries.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))

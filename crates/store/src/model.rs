@@ -302,3 +302,100 @@ pub enum StoreNotice {
     /// Signing keys were inserted, rescheduled or pruned: reload them and the JWKS.
     KeysChanged,
 }
+
+/// A stored refresh token (by hash), as moved by [`crate::Store::export`] /
+/// [`crate::Store::import`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+    /// The session it belongs to.
+    pub session_id: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// When it was rotated, if it was.
+    pub rotated_at: Option<i64>,
+    /// Hash of its successor, once rotated.
+    pub successor_hash: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RefreshTokenRecord {
+    // Hashes of live bearer credentials stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("session_id", &self.session_id)
+            .field("created_at", &self.created_at)
+            .field("rotated_at", &self.rotated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything an installation needs to move to another store without logging anyone out:
+/// users, sessions, refresh tokens, signing keys, clients, revocation events (with their
+/// cursors and the cursor high-water mark) and the audit log (with its ids). Throttling
+/// state is deliberately left behind: it is short-lived and rebuilt by the next failures.
+///
+/// Held in memory: fine for the user counts an embedded SQLite installation reaches.
+#[derive(Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Users.
+    pub users: Vec<User>,
+    /// Sessions, revoked ones included.
+    pub sessions: Vec<Session>,
+    /// Refresh tokens, rotated ones included (reuse detection needs them).
+    pub refresh_tokens: Vec<RefreshTokenRecord>,
+    /// Signing keys (private parts still encrypted under the master key).
+    pub keys: Vec<SigningKeyRecord>,
+    /// OAuth clients.
+    pub clients: Vec<Client>,
+    /// Revocation events still stored.
+    pub revocations: Vec<Revocation>,
+    /// The largest cursor ever handed out, so the target never reuses one a verifier saw.
+    pub latest_revocation_cursor: i64,
+    /// Audit events.
+    pub audit: Vec<AuditEvent>,
+}
+
+impl Snapshot {
+    /// Row counts per kind, for progress output.
+    pub fn counts(&self) -> SnapshotCounts {
+        SnapshotCounts {
+            users: self.users.len(),
+            sessions: self.sessions.len(),
+            refresh_tokens: self.refresh_tokens.len(),
+            keys: self.keys.len(),
+            clients: self.clients.len(),
+            revocations: self.revocations.len(),
+            audit: self.audit.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    // Counts only: the rows carry password hashes, token hashes and encrypted keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("counts", &self.counts())
+            .field("latest_revocation_cursor", &self.latest_revocation_cursor)
+            .finish()
+    }
+}
+
+/// Row counts of a [`Snapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotCounts {
+    /// Users.
+    pub users: usize,
+    /// Sessions.
+    pub sessions: usize,
+    /// Refresh tokens.
+    pub refresh_tokens: usize,
+    /// Signing keys.
+    pub keys: usize,
+    /// OAuth clients.
+    pub clients: usize,
+    /// Revocation events.
+    pub revocations: usize,
+    /// Audit events.
+    pub audit: usize,
+}

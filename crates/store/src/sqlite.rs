@@ -18,9 +18,9 @@ use tokio::sync::broadcast;
 
 use crate::error::{db_err, roles_from_json, roles_to_json};
 use crate::{
-    AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser, Result,
-    Revocation, RevocationKind, Rotation, Session, SigningKeyRecord, Store, StoreError,
-    StoreNotice, Throttle, User, UserUpdate,
+    AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser,
+    RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation, Session, SigningKeyRecord,
+    Snapshot, Store, StoreError, StoreNotice, Throttle, User, UserUpdate,
 };
 
 /// How long a writer waits for the write lock before giving up with `Unavailable`.
@@ -176,6 +176,16 @@ fn client_from_row(row: &SqliteRow) -> Result<Client> {
         roles: roles_from_json(&roles)?,
         scope: row.try_get(4).map_err(db_err)?,
         created_at: row.try_get(5).map_err(db_err)?,
+    })
+}
+
+fn refresh_token_from_row(row: &SqliteRow) -> Result<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        hash: row.try_get(0).map_err(db_err)?,
+        session_id: row.try_get(1).map_err(db_err)?,
+        created_at: row.try_get(2).map_err(db_err)?,
+        rotated_at: row.try_get(3).map_err(db_err)?,
+        successor_hash: row.try_get(4).map_err(db_err)?,
     })
 }
 
@@ -837,5 +847,217 @@ impl Store for SqliteStore {
             .push_bind(i64::from(filter.limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    // ---- moving an installation -------------------------------------------------------------
+
+    async fn export(&self) -> Result<Snapshot> {
+        // One deferred transaction: in WAL mode all reads see the snapshot taken by the first.
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut out = Snapshot::default();
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLS} FROM sessions ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.sessions = rows.iter().map(session_from_row).collect::<Result<_>>()?;
+        let rows = sqlx::query(
+            "SELECT hash, session_id, created_at, rotated_at, successor_hash \
+             FROM refresh_tokens ORDER BY created_at, hash",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.refresh_tokens = rows
+            .iter()
+            .map(refresh_token_from_row)
+            .collect::<Result<_>>()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.keys = rows.iter().map(key_from_row).collect::<Result<_>>()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLS} FROM clients ORDER BY created_at, client_id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.clients = rows.iter().map(client_from_row).collect::<Result<_>>()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {REVOCATION_COLS} FROM revocations ORDER BY cursor"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        out.revocations = rows
+            .iter()
+            .map(revocation_from_row)
+            .collect::<Result<_>>()?;
+        out.latest_revocation_cursor =
+            sqlx::query_scalar("SELECT n FROM revocation_counter WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let rows =
+            sqlx::query("SELECT id, at, event, actor, subject, ip, detail FROM audit ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        out.audit = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn import(&self, snap: &Snapshot) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM sessions) \
+                  + (SELECT COUNT(*) FROM signing_keys) + (SELECT COUNT(*) FROM clients) \
+                  + (SELECT COUNT(*) FROM revocations) + (SELECT COUNT(*) FROM audit) \
+                  + (SELECT n FROM revocation_counter WHERE id = 1)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if used != 0 {
+            return Err(StoreError::Conflict(
+                "import target is not empty".to_string(),
+            ));
+        }
+        for u in &snap.users {
+            sqlx::query(&format!(
+                "INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(&u.id)
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(roles_to_json(&u.roles)?)
+            .bind(u.disabled)
+            .bind(u.token_cutoff)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        for x in &snap.sessions {
+            sqlx::query(&format!(
+                "INSERT INTO sessions ({SESSION_COLS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(&x.id)
+            .bind(&x.user_id)
+            .bind(&x.client_id)
+            .bind(x.user_agent.as_deref())
+            .bind(x.ip.as_deref())
+            .bind(x.created_at)
+            .bind(x.last_used_at)
+            .bind(x.idle_expires_at)
+            .bind(x.absolute_expires_at)
+            .bind(x.revoked_at)
+            .bind(x.revoked_reason.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        for t in &snap.refresh_tokens {
+            sqlx::query(
+                "INSERT INTO refresh_tokens \
+                 (hash, session_id, created_at, rotated_at, successor_hash) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&t.hash)
+            .bind(&t.session_id)
+            .bind(t.created_at)
+            .bind(t.rotated_at)
+            .bind(t.successor_hash.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        for k in &snap.keys {
+            sqlx::query(&format!(
+                "INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.private_enc)
+            .bind(&k.public_jwk)
+            .bind(k.created_at)
+            .bind(k.activate_at)
+            .bind(k.retire_at)
+            .bind(k.remove_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        for c in &snap.clients {
+            sqlx::query(&format!(
+                "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(&c.secret_hash)
+            .bind(roles_to_json(&c.roles)?)
+            .bind(&c.scope)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let mut latest = snap.latest_revocation_cursor;
+        for r in &snap.revocations {
+            latest = latest.max(r.cursor);
+            sqlx::query(&format!(
+                "INSERT INTO revocations ({REVOCATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(r.cursor)
+            .bind(r.kind.as_str())
+            .bind(&r.subject)
+            .bind(r.cutoff)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        // Verifiers following the feed hold cursors from the source: never hand them out again.
+        sqlx::query("UPDATE revocation_counter SET n = $1 WHERE id = 1")
+            .bind(latest)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for a in &snap.audit {
+            // Explicit ids also advance AUTOINCREMENT's sqlite_sequence.
+            sqlx::query(
+                "INSERT INTO audit (id, at, event, actor, subject, ip, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(a.id)
+            .bind(a.at)
+            .bind(&a.event)
+            .bind(a.actor.as_deref())
+            .bind(a.subject.as_deref())
+            .bind(a.ip.as_deref())
+            .bind(a.detail.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.notify(StoreNotice::KeysChanged);
+        self.notify(StoreNotice::Revocation(latest));
+        Ok(())
     }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_store::testing::TestSchema;
+use tessera_store::postgres::PostgresStore;
+use tessera_store::testing::{TestSchema, DEFAULT_TEST_POSTGRES_URL};
 use tessera_store::*;
 
 /// A migrated store plus whatever keeps its database alive.
@@ -91,6 +92,8 @@ store_tests!(
     throttle_concurrent_hits_not_lost,
     audit_filter_and_paging,
     notices_on_revocation_and_keys,
+    revocation_cursor_never_visible_before_predecessor,
+    import_refuses_non_empty_target,
 );
 
 // ---- fixtures -----------------------------------------------------------------------------------
@@ -1207,5 +1210,377 @@ async fn wait_for(rx: &mut tokio::sync::broadcast::Receiver<StoreNotice>, want: 
             Ok(Err(e)) => panic!("notice channel: {e}"),
             Err(_) => panic!("no {want:?} within 10 s"),
         }
+    }
+}
+
+async fn revocation_cursor_never_visible_before_predecessor(s: Arc<dyn Store>) {
+    // Writers append concurrently while readers keep reading the feed: every read must be a
+    // gap-free prefix 1..=k, i.e. no reader ever saw cursor N+1 without N.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    s.append_revocation(&revocation(
+                        RevocationKind::Session,
+                        &format!("w{w}-{i}"),
+                        T0 + 100,
+                    ))
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut reads = 0;
+                loop {
+                    let feed = s.revocations_since(0, T0, 1000).await.unwrap();
+                    for (i, r) in feed.iter().enumerate() {
+                        assert_eq!(r.cursor, i as i64 + 1, "gap in the feed");
+                    }
+                    reads += 1;
+                    if feed.len() == 100 {
+                        return reads;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    for r in readers {
+        assert!(r.await.unwrap() >= 1);
+    }
+    assert_eq!(s.latest_revocation_cursor().await.unwrap(), 100);
+}
+
+async fn import_refuses_non_empty_target(s: Arc<dyn Store>) {
+    // An empty snapshot into an empty store is fine and changes nothing.
+    s.import(&Snapshot::default()).await.unwrap();
+    assert_eq!(s.export().await.unwrap(), Snapshot::default());
+    let mut snap = Snapshot::default();
+    snap.users.push(
+        s.create_user(&new_user("u1", "a@example.com"))
+            .await
+            .unwrap(),
+    );
+    // Non-empty target: Conflict, nothing written (u2 would be new).
+    let mut other = Snapshot::default();
+    other.users.push(User {
+        id: "u2".to_string(),
+        ..snap.users[0].clone()
+    });
+    other.users[0].email = "b@example.com".to_string();
+    let err = s.import(&other).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(s.user_by_id("u2").await.unwrap(), None);
+    assert_eq!(s.export().await.unwrap(), snap);
+}
+
+// ---- moving an installation between engines ------------------------------------------------------
+
+/// Fills a store with one of everything, including rotated, revoked and pruned state.
+async fn populate(s: &Arc<dyn Store>) {
+    user(s, "u1").await;
+    let mut nu = new_user("u2", "admin@example.com");
+    nu.roles = vec!["admin".to_string(), "user".to_string()];
+    s.create_user(&nu).await.unwrap();
+    s.update_user(
+        "u1",
+        &UserUpdate {
+            token_cutoff: Some(T0 + 5),
+            disabled: Some(true),
+            updated_at: T0 + 5,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    session(s, "s1", "u2", T0, "t0").await;
+    assert!(matches!(
+        s.rotate_refresh_token(&h("t0"), &h("t1"), T0 + 10, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    let mut ns = new_session("s2", "u2", T0 + 1);
+    ns.user_agent = None;
+    s.create_session(&ns, &h("r0")).await.unwrap();
+    s.revoke_session("s2", T0 + 2, "logout").await.unwrap();
+    s.insert_key(&key("k1", T0)).await.unwrap();
+    s.insert_key(&key("k2", T0 + 50)).await.unwrap();
+    s.update_key_schedule("k1", Some(T0 + 60), Some(T0 + 9000))
+        .await
+        .unwrap();
+    s.create_client(&client("svc", T0)).await.unwrap();
+    s.append_revocation(&revocation(RevocationKind::Token, "j0", T0 + 1))
+        .await
+        .unwrap();
+    s.append_revocation(&revocation(RevocationKind::Session, "s2", T0 + 5000))
+        .await
+        .unwrap();
+    s.append_revocation(&revocation(RevocationKind::User, "u1", T0 + 5000))
+        .await
+        .unwrap();
+    // Cursor 1 pruned: the target must still continue after 3, not after the rows it got.
+    assert_eq!(s.prune_revocations(T0 + 2).await.unwrap(), 1);
+    for (i, e) in ["login", "session_revoked", "admin.user_disabled"]
+        .iter()
+        .enumerate()
+    {
+        s.audit(&NewAuditEvent {
+            at: T0 + i as i64,
+            event: e.to_string(),
+            actor: Some("u2".to_string()),
+            subject: Some("u1".to_string()),
+            ip: None,
+            detail: serde_json::json!({ "i": i }),
+        })
+        .await
+        .unwrap();
+    }
+}
+
+async fn copy_and_continue(from: Arc<dyn Store>, to: Arc<dyn Store>) {
+    populate(&from).await;
+    let counts = copy_all(&*from, &*to).await.unwrap();
+    assert_eq!(
+        counts,
+        SnapshotCounts {
+            users: 2,
+            sessions: 2,
+            refresh_tokens: 3,
+            keys: 2,
+            clients: 1,
+            revocations: 2,
+            audit: 3
+        }
+    );
+    let source = from.export().await.unwrap();
+    assert_eq!(to.export().await.unwrap(), source);
+    assert_eq!(source.latest_revocation_cursor, 3);
+
+    // Nobody was logged out: the copied refresh token rotates on the target, and reuse of
+    // the already-rotated one is still recognised.
+    match to
+        .rotate_refresh_token(&h("t1"), &h("t2"), T0 + 20, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated(sess) => assert_eq!(sess.id, "s1"),
+        other => panic!("expected Rotated, got {other:?}"),
+    }
+    match to
+        .rotate_refresh_token(&h("t0"), &h("tx"), T0 + 21, IDLE)
+        .await
+        .unwrap()
+    {
+        Rotation::AlreadyRotated {
+            successor_hash,
+            successor_used,
+            rotated_at,
+            ..
+        } => {
+            assert_eq!(successor_hash, h("t1"));
+            assert!(successor_used);
+            assert_eq!(rotated_at, T0 + 10);
+        }
+        other => panic!("expected AlreadyRotated, got {other:?}"),
+    }
+    assert!(matches!(
+        to.rotate_refresh_token(&h("r0"), &h("r1"), T0 + 22, IDLE)
+            .await
+            .unwrap(),
+        Rotation::SessionInactive(_)
+    ));
+    // Cursors and audit ids continue where the source stopped.
+    let next = to
+        .append_revocation(&revocation(RevocationKind::Session, "s9", T0 + 5000))
+        .await
+        .unwrap();
+    assert_eq!(next.cursor, 4);
+    to.audit(&NewAuditEvent {
+        at: T0 + 99,
+        event: "after_copy".to_string(),
+        actor: None,
+        subject: None,
+        ip: None,
+        detail: serde_json::json!({}),
+    })
+    .await
+    .unwrap();
+    let newest = to
+        .list_audit(&AuditFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].event, "after_copy");
+    assert!(newest[0].id > source.audit.iter().map(|a| a.id).max().unwrap());
+    // Unique constraints came along: the copied email is taken on the target.
+    assert!(matches!(
+        to.create_user(&new_user("u9", "u1@example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A second copy into the now non-empty target is refused.
+    assert!(matches!(
+        copy_all(&*from, &*to).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_sqlite_to_postgres() {
+    let from = sqlite_harness().await;
+    let Some(to) = postgres_harness().await else {
+        return;
+    };
+    copy_and_continue(from.store.clone(), to.store.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_postgres_to_sqlite() {
+    let Some(from) = postgres_harness().await else {
+        return;
+    };
+    let to = sqlite_harness().await;
+    copy_and_continue(from.store.clone(), to.store.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_sqlite_to_sqlite() {
+    let from = sqlite_harness().await;
+    let to = sqlite_harness().await;
+    copy_and_continue(from.store.clone(), to.store.clone()).await;
+}
+
+// ---- engine-specific behaviour ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notices_reach_other_nodes_only_in_their_schema() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let a = schema.store().await.unwrap();
+    a.migrate().await.unwrap();
+    let b = schema.store().await.unwrap(); // a second node on the same database
+    let Some(other_schema) = TestSchema::create().await else {
+        return;
+    };
+    let c = other_schema.store().await.unwrap();
+    c.migrate().await.unwrap();
+
+    let mut rx = a.subscribe();
+    // The listener announces itself with a resync notice (nothing appended yet: cursor 0);
+    // from then on every notice is live and in commit order.
+    wait_for(&mut rx, StoreNotice::Revocation(0)).await;
+    let r = b
+        .append_revocation(&revocation(RevocationKind::Session, "s1", T0 + 100))
+        .await
+        .unwrap();
+    b.append_revocation(&revocation(RevocationKind::Session, "s2", T0 + 100))
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::Revocation(r.cursor + 1)).await;
+    // Another installation's cursor 1 must not reach this one.
+    c.append_revocation(&revocation(RevocationKind::Session, "x", T0 + 100))
+        .await
+        .unwrap();
+    b.insert_key(&key("k1", T0)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(StoreNotice::KeysChanged)) => break,
+            Ok(Ok(StoreNotice::Revocation(n))) => {
+                assert!(n > r.cursor, "foreign or stale notice {n}")
+            }
+            other => panic!("no KeysChanged: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_listener_reconnects_after_connection_loss() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let a = schema.store().await.unwrap();
+    a.migrate().await.unwrap();
+    let b = schema.store().await.unwrap();
+    let mut rx = a.subscribe();
+    let r1 = b
+        .append_revocation(&revocation(RevocationKind::Session, "s1", T0 + 100))
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::Revocation(r1.cursor)).await;
+    // Kill every LISTEN connection (other tests' listeners reconnect and resync too).
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(b.pool())
+    .await
+    .unwrap();
+    assert!(!killed.is_empty());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r2 = b
+        .append_revocation(&revocation(RevocationKind::Session, "s2", T0 + 100))
+        .await
+        .unwrap();
+    // Either the live notice or the resync after reconnecting carries cursor 2.
+    wait_for(&mut rx, StoreNotice::Revocation(r2.cursor)).await;
+    let r3 = b
+        .append_revocation(&revocation(RevocationKind::Session, "s3", T0 + 100))
+        .await
+        .unwrap();
+    wait_for(&mut rx, StoreNotice::Revocation(r3.cursor)).await;
+}
+
+#[tokio::test]
+async fn unreachable_or_closed_databases_are_unavailable() {
+    let err = connect("postgres://postgres@127.0.0.1:1/test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = connect("mysql://x").await.unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let s = tessera_store::sqlite::SqliteStore::connect(&url)
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    s.pool().close().await;
+    let err = s.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // A directory that does not exist cannot hold the database file.
+    let err = connect(&format!(
+        "sqlite://{}",
+        dir.path().join("missing/dir/s.db").display()
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unavailable(_) | StoreError::Database(_)),
+        "{err:?}"
+    );
+
+    if let Some(schema) = TestSchema::create().await {
+        let p = schema.store().await.unwrap();
+        p.pool().close().await;
+        let err = p.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let err = PostgresStore::connect_with_schema(DEFAULT_TEST_POSTGRES_URL, "bad;name")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     }
 }
