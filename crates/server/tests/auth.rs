@@ -1,4 +1,6 @@
 //! First-party account, session and refresh flows over real HTTP (docs/api.md).
+// Test helpers outside #[test] fns: a malformed response must fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Signing keys over real HTTP: JWKS and metadata, staged and immediate rotation with the
 //! clock, persistence across restarts, algorithms, the master key file.
+// Test helpers outside #[test] fns: a malformed response must fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

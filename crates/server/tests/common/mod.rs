@@ -1,6 +1,9 @@
 //! Test harness: a real server over loopback HTTP, on a real SQLite file in a tempdir (or a
 //! fresh PostgreSQL schema), with a clock the test can advance.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)]
+// each test binary uses a different part of the harness
+// Test support: a failed setup step must fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 
