@@ -1,1 +1,285 @@
-//! placeholder
+//! JWK, JWKS, PEM import and export, key rules.
+
+use serde_json::json;
+use tessera_jwt::{Algorithm, Error, Jwk, JwkSet, KeySet, SigningKey, VerifyingKey};
+
+use crate::common::*;
+
+fn jwk(v: serde_json::Value) -> Jwk {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn hmac_secrets_shorter_than_the_hash_are_refused() {
+    for (alg, min) in [
+        (Algorithm::HS256, 32),
+        (Algorithm::HS384, 48),
+        (Algorithm::HS512, 64),
+    ] {
+        let short = vec![1u8; min - 1];
+        assert_eq!(
+            SigningKey::from_hmac_secret(alg, &short).unwrap_err(),
+            Error::WeakKey {
+                alg,
+                len: min - 1,
+                min
+            }
+        );
+        assert!(VerifyingKey::from_hmac_secret(alg, &short).is_err());
+        assert!(SigningKey::from_hmac_secret(alg, &vec![1u8; min]).is_ok());
+        let k = jwk(json!({"kty": "oct", "alg": alg.as_str(), "k": b64(&short)}));
+        assert!(VerifyingKey::from_jwk(&k).is_err());
+        assert_eq!(
+            SigningKey::generate(alg).unwrap().to_secret_bytes().len(),
+            min
+        );
+    }
+}
+
+#[test]
+fn rsa_keys_below_2048_bits_are_refused() {
+    let pem = fixture("rsa1024.pem");
+    assert!(SigningKey::from_pem(Algorithm::RS256, &pem).is_err());
+    let pubpem = fixture("rsa1024.pub.pem");
+    assert!(VerifyingKey::from_pem(Algorithm::RS256, &pubpem).is_err());
+}
+
+#[test]
+fn pem_imports() {
+    for (alg, private, public) in [
+        (Algorithm::RS256, "rsa2048.pem", "rsa2048.pub.pem"),
+        (Algorithm::PS512, "rsa2048.pkcs1.pem", "rsa2048.pub.pem"),
+        (Algorithm::ES256, "p256.pem", "p256.pub.pem"),
+        (Algorithm::ES256, "p256.sec1.pem", "p256.pub.pem"),
+        (Algorithm::EdDSA, "ed25519.pem", "ed25519.pub.pem"),
+    ] {
+        let sk = SigningKey::from_pem(alg, &fixture(private)).unwrap();
+        let vk = VerifyingKey::from_pem(alg, &fixture(public)).unwrap();
+        assert_eq!(sk.thumbprint(), vk.thumbprint(), "{private}");
+        assert_eq!(
+            vk.to_pem().unwrap(),
+            fixture(public),
+            "{public} re-exports identically"
+        );
+        let t = sk.sign(&tessera_jwt::Header::new(), &claims()).unwrap();
+        tessera_jwt::verify::<App>(&t, &vk, &policy()).unwrap();
+        // A private PEM also yields the verifying key.
+        let vk2 = VerifyingKey::from_pem(alg, &fixture(private)).unwrap();
+        assert_eq!(vk2.thumbprint(), vk.thumbprint());
+    }
+    // Wrong family or curve for the algorithm.
+    assert!(SigningKey::from_pem(Algorithm::ES384, &fixture("p256.pem")).is_err());
+    assert!(SigningKey::from_pem(Algorithm::RS256, &fixture("p256.pem")).is_err());
+    assert!(SigningKey::from_pem(Algorithm::ES256, &fixture("ed25519.pem")).is_err());
+    assert!(SigningKey::from_pem(Algorithm::ES256, &fixture("p521.pem")).is_err());
+    assert!(VerifyingKey::from_pem(Algorithm::EdDSA, &fixture("p256.pub.pem")).is_err());
+    assert!(VerifyingKey::from_pem(Algorithm::HS256, &fixture("p256.pub.pem")).is_err());
+    for junk in [
+        "",
+        "-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----",
+        "garbage",
+    ] {
+        assert!(VerifyingKey::from_pem(Algorithm::ES256, junk).is_err());
+        assert!(SigningKey::from_pem(Algorithm::ES256, junk).is_err());
+    }
+}
+
+#[test]
+fn jwk_algorithm_rules() {
+    let ec = SigningKey::generate(Algorithm::ES384)
+        .unwrap()
+        .verifying_key()
+        .to_jwk();
+    let mut no_alg = ec.clone();
+    no_alg.alg = None;
+    assert_eq!(
+        VerifyingKey::from_jwk(&no_alg).unwrap().algorithm(),
+        Algorithm::ES384
+    );
+    let mut wrong = ec.clone();
+    wrong.alg = Some("ES256".into());
+    assert!(
+        VerifyingKey::from_jwk(&wrong).is_err(),
+        "alg contradicts crv"
+    );
+    wrong.alg = Some("none".into());
+    assert!(VerifyingKey::from_jwk(&wrong).is_err());
+
+    let rsa = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .verifying_key()
+        .to_jwk();
+    let mut no_alg = rsa.clone();
+    no_alg.alg = None;
+    assert!(VerifyingKey::from_jwk(&no_alg).is_err(), "RSA needs alg");
+    let mut hs = rsa.clone();
+    hs.alg = Some("HS256".into());
+    assert!(
+        VerifyingKey::from_jwk(&hs).is_err(),
+        "RSA key cannot be HMAC"
+    );
+    let mut ps = rsa.clone();
+    ps.alg = Some("PS256".into());
+    assert_eq!(
+        VerifyingKey::from_jwk(&ps).unwrap().algorithm(),
+        Algorithm::PS256
+    );
+
+    let mut enc = rsa.clone();
+    enc.use_ = Some("enc".into());
+    assert!(VerifyingKey::from_jwk(&enc).is_err());
+
+    let okp = SigningKey::generate(Algorithm::EdDSA)
+        .unwrap()
+        .verifying_key()
+        .to_jwk();
+    let mut no_alg = okp.clone();
+    no_alg.alg = None;
+    assert_eq!(
+        VerifyingKey::from_jwk(&no_alg).unwrap().algorithm(),
+        Algorithm::EdDSA
+    );
+    let mut x448 = okp.clone();
+    x448.crv = Some("Ed448".into());
+    assert!(VerifyingKey::from_jwk(&x448).is_err());
+
+    let oct = jwk(json!({"kty": "oct", "k": b64(&[1; 32])}));
+    assert!(VerifyingKey::from_jwk(&oct).is_err(), "oct needs alg");
+}
+
+#[test]
+fn jwk_members_must_be_canonical() {
+    let ec = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .verifying_key()
+        .to_jwk();
+    for bad_x in [
+        format!("{}=", ec.x.as_deref().unwrap()),
+        ec.x.as_deref().unwrap().replace('-', "+").replace('_', "/"),
+        String::new(),
+        "AAAA".into(),
+    ] {
+        let mut j = ec.clone();
+        j.x = Some(bad_x.clone());
+        if bad_x == *ec.x.as_deref().unwrap() {
+            continue;
+        }
+        assert!(VerifyingKey::from_jwk(&j).is_err(), "{bad_x}");
+    }
+    // A point that is not on the curve.
+    let mut j = ec.clone();
+    j.y = j.x.clone();
+    assert!(VerifyingKey::from_jwk(&j).is_err());
+    // Inconsistent private parts.
+    let sk = SigningKey::generate(Algorithm::ES256).unwrap().to_jwk();
+    let mut mixed = sk.clone();
+    mixed.x = ec.x.clone();
+    mixed.y = ec.y.clone();
+    assert!(SigningKey::from_jwk(&mixed).is_err());
+    let ed = SigningKey::generate(Algorithm::EdDSA).unwrap().to_jwk();
+    let mut mixed = ed.clone();
+    mixed.x = SigningKey::generate(Algorithm::EdDSA).unwrap().to_jwk().x;
+    assert!(SigningKey::from_jwk(&mixed).is_err());
+    let rsa = SigningKey::generate(Algorithm::RS256).unwrap().to_jwk();
+    let mut mixed = rsa.clone();
+    mixed.d = SigningKey::generate(Algorithm::RS256).unwrap().to_jwk().d;
+    assert!(SigningKey::from_jwk(&mixed).is_err());
+    // A public JWK is not a signing key.
+    assert!(SigningKey::from_jwk(&rsa.to_public()).is_err());
+}
+
+#[test]
+fn key_sets_refuse_duplicate_kids() {
+    let a = SigningKey::generate(Algorithm::EdDSA)
+        .unwrap()
+        .with_kid("k");
+    let b = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k");
+    assert_eq!(
+        KeySet::from_keys([a.verifying_key(), b.verifying_key()]).unwrap_err(),
+        Error::DuplicateKid("k".into())
+    );
+    let set = JwkSet {
+        keys: vec![a.verifying_key().to_jwk(), b.verifying_key().to_jwk()],
+    };
+    assert!(matches!(
+        KeySet::from_jwks(&set),
+        Err(Error::DuplicateKid(_))
+    ));
+    // Two keys without kid are just as ambiguous.
+    let c = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let d = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    assert!(KeySet::from_keys([c.verifying_key(), d.verifying_key()]).is_err());
+    // One key without kid is fine, and selected for tokens without kid.
+    let set = KeySet::from_keys([c.verifying_key()]).unwrap();
+    let t = c.sign(&tessera_jwt::Header::new(), &claims()).unwrap();
+    tessera_jwt::verify_with_keys::<App>(&t, &set, &policy()).unwrap();
+    assert!(KeySet::new().is_empty());
+    assert!(matches!(
+        tessera_jwt::verify_with_keys::<App>(&t, &KeySet::new(), &policy()),
+        Err(Error::UnknownKid(_))
+    ));
+}
+
+#[test]
+fn jwks_import_skips_what_it_cannot_use() {
+    let good = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("sig");
+    let json = json!({"keys": [
+        good.verifying_key().to_jwk(),
+        {"kty": "RSA", "kid": "enc", "use": "enc", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"},
+        {"kty": "EC", "kid": "p521", "crv": "P-521", "x": "AA", "y": "AA"},
+        {"kty": "RSA", "kid": "rsa1_5", "alg": "RSA1_5", "n": "AQAB", "e": "AQAB"},
+        {"kty": "unknown", "kid": "u"},
+    ]});
+    let set = KeySet::from_jwks_json(json.to_string().as_bytes()).unwrap();
+    assert_eq!(set.len(), 1);
+    assert!(set.get("sig").is_some());
+    assert!(set.get("enc").is_none());
+    // A malformed key of a supported type is an error, not a silent skip.
+    let bad = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]});
+    assert!(KeySet::from_jwks_json(bad.to_string().as_bytes()).is_err());
+    // Duplicate members in the document.
+    let dup = br#"{"keys":[],"keys":[]}"#;
+    assert!(matches!(
+        KeySet::from_jwks_json(dup),
+        Err(Error::DuplicateMember { .. })
+    ));
+    let dup = br#"{"keys":[{"kty":"oct","kty":"RSA"}]}"#;
+    assert!(matches!(
+        JwkSet::from_json(dup),
+        Err(Error::DuplicateMember { .. })
+    ));
+    assert!(KeySet::from_jwks_json(b"[]").is_err());
+    assert!(KeySet::from_jwks_json(b"{}").is_err());
+}
+
+#[test]
+fn jwks_round_trip_and_thumbprints_as_kids() {
+    let keys: Vec<VerifyingKey> = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+        .iter()
+        .map(|a| {
+            let k = SigningKey::generate(*a).unwrap();
+            let tp = k.thumbprint();
+            k.with_kid(tp).verifying_key()
+        })
+        .collect();
+    let set = KeySet::from_keys(keys.clone()).unwrap();
+    let doc = serde_json::to_string(&set.to_jwks()).unwrap();
+    assert!(!doc.contains("\"d\""));
+    let back = KeySet::from_jwks_json(doc.as_bytes()).unwrap();
+    for k in &keys {
+        let kid = k.kid().unwrap();
+        let got = back.get(kid).unwrap();
+        assert_eq!(got.thumbprint(), kid);
+        assert_eq!(got.algorithm(), k.algorithm());
+        let j = got.to_jwk();
+        assert_eq!(j.use_.as_deref(), Some("sig"));
+        assert_eq!(
+            Jwk::from_json(serde_json::to_string(&j).unwrap().as_bytes()).unwrap(),
+            j
+        );
+    }
+}
