@@ -45,7 +45,12 @@ const PAGES: &[&str] = &[
 ];
 
 /// App pages whose paths are also JSON API endpoints.
-const ADMIN_PAGES: &[&str] = &["/admin/users", "/admin/clients", "/admin/keys", "/admin/audit"];
+const ADMIN_PAGES: &[&str] = &[
+    "/admin/users",
+    "/admin/clients",
+    "/admin/keys",
+    "/admin/audit",
+];
 
 /// Short max-age for assets fetched by their plain (unversioned) path.
 const SHORT_CACHE: &str = "public, max-age=300";
@@ -186,10 +191,7 @@ fn is_page_navigation(request: &Request) -> bool {
     if headers.contains_key(header::AUTHORIZATION) {
         return false;
     }
-    match headers
-        .get("sec-fetch-dest")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("sec-fetch-dest").and_then(|v| v.to_str().ok()) {
         Some(dest) => dest.eq_ignore_ascii_case("document"),
         None => headers
             .get(header::ACCEPT)
