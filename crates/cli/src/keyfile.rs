@@ -105,11 +105,12 @@ pub(crate) fn verifying_keys(path: &Path, alg: Option<Algorithm>) -> Result<Keys
     let single = |k: VerifyingKey| Ok(Keys::One(k));
     match form(&bytes) {
         Form::Json(s) => {
-            let value: serde_json::Value =
-                serde_json::from_str(s).map_err(|e| bad_key(path, e))?;
+            let value: serde_json::Value = serde_json::from_str(s).map_err(|e| bad_key(path, e))?;
             if value.get("keys").is_some() {
                 let set: JwkSet = serde_json::from_value(value).map_err(|e| bad_key(path, e))?;
-                Ok(Keys::Set(KeySet::from_jwks(&set).map_err(|e| bad_key(path, e))?))
+                Ok(Keys::Set(
+                    KeySet::from_jwks(&set).map_err(|e| bad_key(path, e))?,
+                ))
             } else {
                 let jwk: Jwk = serde_json::from_value(value).map_err(|e| bad_key(path, e))?;
                 // A private JWK verifies too: use its public half.

@@ -100,7 +100,10 @@ fn generate(args: GenerateArgs) -> Result<(), Failure> {
         .out
         .unwrap_or_else(|| PathBuf::from(format!("tessera-{}.{ext}", args.alg)));
     write_private(&out, private.as_bytes())?;
-    eprintln!("private key written to {} (mode 0600), kid {kid}", out.display());
+    eprintln!(
+        "private key written to {} (mode 0600), kid {kid}",
+        out.display()
+    );
     match public {
         Some(public) => println!("{public}"),
         None => eprintln!("HMAC keys are secret: there is no public key to print"),

@@ -21,8 +21,7 @@ pub(crate) struct ServeArgs {
 
 /// Loads the configuration named by the arguments.
 pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, Failure> {
-    Config::load(args.config.as_deref())
-        .map_err(|e| Failure::Usage(format!("configuration: {e}")))
+    Config::load(args.config.as_deref()).map_err(|e| Failure::Usage(format!("configuration: {e}")))
 }
 
 fn init_logging(json: bool) {
