@@ -1,0 +1,218 @@
+//! The notes API: an example resource server protected by `tessera-verify`.
+//!
+//! Every `/notes` and `/admin` route sits behind [`Verifier::layer`], so handlers only run
+//! for a valid, unrevoked access token and receive its claims as [`Authenticated`]. Notes
+//! live in memory, owned by the token's `sub`.
+//!
+//! | route | who |
+//! |---|---|
+//! | `GET /notes` | the caller's notes |
+//! | `POST /notes` `{"text"}` → 201 `{"id","text"}` | any authenticated caller |
+//! | `GET /notes/{id}` | owner or `admin` |
+//! | `DELETE /notes/{id}` → 204 | owner or `admin` |
+//! | `GET /admin/notes` | role `admin` |
+//! | `GET /healthz` | anyone; reports the verifier's feed and key state |
+//!
+//! A note that exists but belongs to someone else answers `404`, like one that does not
+//! exist, so ids cannot be probed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tessera_verify::{AuthRejection, Authenticated, Verifier};
+
+/// Longest note text, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Most notes one user may hold.
+pub const MAX_NOTES_PER_USER: usize = 1000;
+/// Most notes in total; memory stays bounded whatever callers do.
+pub const MAX_NOTES: usize = 100_000;
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 32 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+struct Note {
+    id: String,
+    text: String,
+    #[serde(skip)]
+    owner: String,
+}
+
+#[derive(Debug, Default)]
+struct Notes {
+    by_id: HashMap<String, Note>,
+}
+
+impl Notes {
+    fn count_of(&self, owner: &str) -> usize {
+        self.by_id.values().filter(|n| n.owner == owner).count()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AppState {
+    notes: Arc<Mutex<Notes>>,
+    verifier: Verifier,
+}
+
+impl AppState {
+    fn notes(&self) -> std::sync::MutexGuard<'_, Notes> {
+        // A poisoned lock means a handler panicked mid-update of a plain map; its entries are
+        // still whole, so keep serving rather than turning every request into a 500.
+        self.notes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An RFC 6749-shaped error response.
+#[derive(Debug)]
+enum ApiError {
+    BadRequest(String),
+    NotFound,
+    Auth(AuthRejection),
+}
+
+impl From<AuthRejection> for ApiError {
+    fn from(r: AuthRejection) -> Self {
+        ApiError::Auth(r)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_request", "error_description": d})),
+            )
+                .into_response(),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "not_found", "error_description": "No such note"})),
+            )
+                .into_response(),
+            ApiError::Auth(r) => r.into_response(),
+        }
+    }
+}
+
+/// The router, ready to serve. Needs a Tokio runtime (the verifier's background tasks).
+pub fn app(verifier: Verifier) -> Router {
+    let state = AppState {
+        notes: Arc::new(Mutex::new(Notes::default())),
+        verifier: verifier.clone(),
+    };
+    let protected = Router::new()
+        .route("/notes", get(list).post(create))
+        .route("/notes/{id}", get(read).delete(delete))
+        .route("/admin/notes", get(admin_list))
+        // route_layer: unknown paths stay 404 instead of turning into 401s.
+        .route_layer(verifier.layer());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "verifier": st.verifier.health()}))
+}
+
+async fn list(State(st): State<AppState>, auth: Authenticated) -> Json<serde_json::Value> {
+    let notes = st.notes();
+    let mut mine: Vec<&Note> = notes
+        .by_id
+        .values()
+        .filter(|n| n.owner == auth.sub)
+        .collect();
+    mine.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(json!({ "notes": mine }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewNote {
+    text: String,
+}
+
+async fn create(
+    State(st): State<AppState>,
+    auth: Authenticated,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Note>), ApiError> {
+    let body = body.map_err(|e| ApiError::BadRequest(format!("Unreadable body: {e}")))?;
+    let new: NewNote = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::BadRequest("Expected a JSON object {\"text\": string}".to_owned())
+    })?;
+    let chars = new.text.chars().count();
+    if new.text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    let mut notes = st.notes();
+    if notes.by_id.len() >= MAX_NOTES || notes.count_of(&auth.sub) >= MAX_NOTES_PER_USER {
+        return Err(ApiError::BadRequest("Note limit reached".to_owned()));
+    }
+    let note = Note {
+        id: uuid::Uuid::new_v4().to_string(),
+        text: new.text,
+        owner: auth.sub.clone(),
+    };
+    notes.by_id.insert(note.id.clone(), note.clone());
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+/// The note `id` if the caller may see it: its owner, or an admin.
+fn visible(notes: &Notes, id: &str, auth: &Authenticated) -> Result<Note, ApiError> {
+    match notes.by_id.get(id) {
+        Some(n) if n.owner == auth.sub || auth.has_role("admin") => Ok(n.clone()),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+async fn read(
+    State(st): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Note>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    Ok(Json(visible(&st.notes(), &id, &auth)?))
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    let mut notes = st.notes();
+    visible(&notes, &id, &auth)?;
+    notes.by_id.remove(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn admin_list(
+    State(st): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require_role("admin")?;
+    let notes = st.notes();
+    let mut all: Vec<serde_json::Value> = notes
+        .by_id
+        .values()
+        .map(|n| json!({"id": n.id, "text": n.text, "owner": n.owner}))
+        .collect();
+    all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(Json(json!({ "notes": all })))
+}
