@@ -25,6 +25,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod secrets;
 pub mod state;
 
@@ -144,6 +145,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Serve
         throttle,
         secrets,
         setup: SetupToken::none(),
+        metrics: metrics::Metrics::new(),
     }))
 }
 

@@ -43,6 +43,8 @@ pub struct Inner {
     pub secrets: Secrets,
     /// The one-time first-run setup token, while no user exists.
     pub setup: SetupToken,
+    /// Prometheus metrics of this instance (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {

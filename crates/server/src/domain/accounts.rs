@@ -170,10 +170,12 @@ pub async fn check_password(
     };
     match user {
         Some(user) if ok => {
+            state.metrics.login(true);
             state.throttle.clear(&acct).await?;
             Ok(user)
         }
         user => {
+            state.metrics.login(false);
             state
                 .throttle
                 .hit(&acct, state.config.throttle_account_free)

@@ -3,7 +3,9 @@
 //! clock, talk to the store through the `Store` trait, and return [`DomainError`].
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
+pub mod clients;
 mod error;
 pub mod feed;
 pub mod keys;

@@ -91,7 +91,18 @@ pub async fn revoke(state: &AppState, target: Target<'_>) -> DomainResult<Outcom
             user_id,
             mut update,
         } => {
-            update.token_cutoff = Some(now);
+            // Tokens issued after an earlier cutoff in this same second carry
+            // iat = that cutoff + 1; a second cutoff must cover them too.
+            let previous = state
+                .store
+                .user_by_id(user_id)
+                .await?
+                .ok_or(DomainError::NotFound)?
+                .token_cutoff;
+            update.token_cutoff = Some(match previous {
+                Some(c) if c >= now => c + 1,
+                _ => now,
+            });
             update.updated_at = now;
             let user = state
                 .store
@@ -113,6 +124,7 @@ pub async fn revoke(state: &AppState, target: Target<'_>) -> DomainResult<Outcom
                 expires_at: token_expires.max(now),
             };
             let stored = state.store.append_revocation(&ev).await?;
+            state.metrics.revocation(stored.kind.as_str());
             let _ = state.revocations.send(stored.clone());
             out.events.push(stored);
             return Ok(out);
@@ -127,6 +139,7 @@ pub async fn revoke(state: &AppState, target: Target<'_>) -> DomainResult<Outcom
             expires_at,
         };
         let stored = state.store.append_revocation(&ev).await?;
+        state.metrics.revocation(stored.kind.as_str());
         // No subscriber is fine; the feed also reads the store.
         let _ = state.revocations.send(stored.clone());
         out.events.push(stored);

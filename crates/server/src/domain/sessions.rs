@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use tessera_store::{NewSession, Rotation, Session, User};
+use tessera_store::{NewSession, Rotation, Session, StoreError, User};
 use zeroize::Zeroizing;
 
 use super::revocation::{self, Target};
@@ -108,10 +108,23 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
     let old_hash = refresh_hash(token);
     let successor = successor_of(state, token);
     let new_hash = refresh_hash(&successor);
-    let rotation = state
-        .store
-        .rotate_refresh_token(&old_hash, &new_hash, now, state.config.refresh_idle_ttl)
-        .await?;
+    // A concurrent rotation of the same token may surface as a uniqueness conflict on the
+    // successor (both racers insert the same deterministic hash); the retry then sees the
+    // committed rotation and takes the grace path.
+    let mut attempt = 0;
+    let rotation = loop {
+        match state
+            .store
+            .rotate_refresh_token(&old_hash, &new_hash, now, state.config.refresh_idle_ttl)
+            .await
+        {
+            Err(StoreError::Conflict(_)) if attempt < 3 => {
+                attempt += 1;
+                tokio::task::yield_now().await;
+            }
+            other => break other?,
+        }
+    };
     let session = match rotation {
         Rotation::NotFound => return Err(INVALID),
         Rotation::SessionInactive(_) => return Err(INVALID),
@@ -150,6 +163,7 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
         }
     };
     let (access_token, expires_in) = tokens::issue_for_session(state, &user, &session)?;
+    state.metrics.refresh();
     Ok(Issued {
         access_token,
         expires_in,
@@ -169,6 +183,7 @@ async fn reuse_detected(state: &AppState, session: &Session, ip: Option<&str>) -
     )
     .await?;
     tracing::warn!(session_id = %session.id, "refresh token reuse detected; session revoked");
+    state.metrics.reuse_detected();
     audit::record(
         state,
         "refresh_reuse",

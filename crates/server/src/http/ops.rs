@@ -1,10 +1,96 @@
-//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) (owned by the second server engineer; see ARCHITECTURE.md).
+//! Operations endpoints: `GET /healthz` (liveness), `GET /readyz` (the store answers),
+//! `GET /metrics` (Prometheus text exposition), and [`track`], the middleware that counts
+//! every request by method, matched route and status.
 
-use axum::Router;
+use std::time::Instant;
 
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
 use crate::state::AppState;
 
-/// Routes of this module, merged by [`crate::http::router`].
+/// Routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Health answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// Liveness: the process answers HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers a round trip.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "The store is unreachable", body = crate::http::openapi::ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(Health { status: "ok" }).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
+/// Prometheus metrics of this instance (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.set_key_rotations(state.keys.rotations());
+    let body = state.metrics.render();
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Counts a request by method, matched route (the route pattern such as
+/// `/admin/users/{id}`, never the raw path, so the label set stays bounded; `unmatched` for
+/// the fallback) and status, and records its latency until the response headers.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    // Only standard methods become labels: arbitrary ones would grow the label set.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    state.metrics.http_request(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
 }

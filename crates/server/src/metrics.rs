@@ -1,0 +1,150 @@
+//! Prometheus metrics of one server instance, served at `GET /metrics` (`http/ops.rs`).
+//!
+//! The recorder (`metrics-exporter-prometheus`) is owned by the [`AppState`]
+//! (`crate::state::AppState`) and is never installed as the process-global `metrics`
+//! recorder: several servers in one process (the integration tests) each count their own
+//! requests. Every update therefore runs inside [`metrics::with_local_recorder`], which is
+//! synchronous and so never spans an `.await`.
+//!
+//! No label ever carries a token, an email or a raw path: HTTP requests are labelled with
+//! the *matched route* (`/admin/users/{id}`), so the label set stays bounded.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Upper bounds (seconds) of the request-latency histogram buckets.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Total HTTP requests by method, matched route and status.
+pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
+/// Request latency (until the response headers) by method and matched route.
+pub const HTTP_DURATION: &str = "tessera_http_request_duration_seconds";
+/// Password checks (first-party login and the OAuth `password` grant) by result.
+pub const LOGINS: &str = "tessera_logins_total";
+/// Successful refresh-token rotations (cookie refresh and `grant_type=refresh_token`).
+pub const REFRESHES: &str = "tessera_refreshes_total";
+/// Refresh tokens presented again after rotation (the session was revoked).
+pub const REUSE_DETECTED: &str = "tessera_refresh_reuse_detected_total";
+/// Revocation events appended by this instance, by kind (`session`, `user`, `token`).
+pub const REVOCATIONS: &str = "tessera_revocations_total";
+/// Signing-key rotations performed by this instance (scheduled and immediate).
+pub const KEY_ROTATIONS: &str = "tessera_key_rotations_total";
+/// Access tokens issued at `/oauth/token`, by grant type.
+pub const OAUTH_TOKENS: &str = "tessera_oauth_tokens_issued_total";
+
+/// The metrics registry of one server instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric described (so `/metrics` lists them at zero).
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new();
+        // The bucket list is a non-empty constant, so this cannot fail; fall back to the
+        // summary form rather than panic if it ever did.
+        let builder = match builder.set_buckets(LATENCY_BUCKETS) {
+            Ok(b) => b,
+            Err(_) => PrometheusBuilder::new(),
+        };
+        let recorder = Arc::new(builder.build_recorder());
+        let handle = recorder.handle();
+        let m = Self { recorder, handle };
+        m.with(|| {
+            metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+            metrics::describe_histogram!(
+                HTTP_DURATION,
+                metrics::Unit::Seconds,
+                "HTTP request latency until the response headers"
+            );
+            metrics::describe_counter!(LOGINS, "Password checks by result (ok, failed)");
+            metrics::describe_counter!(REFRESHES, "Successful refresh-token rotations");
+            metrics::describe_counter!(REUSE_DETECTED, "Refresh-token reuse detections");
+            metrics::describe_counter!(REVOCATIONS, "Revocation events appended, by kind");
+            metrics::describe_counter!(KEY_ROTATIONS, "Signing-key rotations");
+            metrics::describe_counter!(OAUTH_TOKENS, "Access tokens issued at /oauth/token");
+            // Register the domain counters at zero so dashboards see them before the first
+            // event.
+            metrics::counter!(LOGINS, "result" => "ok").absolute(0);
+            metrics::counter!(LOGINS, "result" => "failed").absolute(0);
+            metrics::counter!(REFRESHES).absolute(0);
+            metrics::counter!(REUSE_DETECTED).absolute(0);
+            metrics::counter!(KEY_ROTATIONS).absolute(0);
+        });
+        m
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    /// Records one HTTP request.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let (method, route) = (method.to_string(), route.to_string());
+        self.with(|| {
+            metrics::counter!(
+                HTTP_REQUESTS,
+                "method" => method.clone(),
+                "route" => route.clone(),
+                "status" => status.to_string()
+            )
+            .increment(1);
+            metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route)
+                .record(seconds);
+        });
+    }
+
+    /// Records one password check.
+    pub fn login(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.with(|| metrics::counter!(LOGINS, "result" => result).increment(1));
+    }
+
+    /// Records one successful refresh-token rotation.
+    pub fn refresh(&self) {
+        self.with(|| metrics::counter!(REFRESHES).increment(1));
+    }
+
+    /// Records one detected refresh-token reuse.
+    pub fn reuse_detected(&self) {
+        self.with(|| metrics::counter!(REUSE_DETECTED).increment(1));
+    }
+
+    /// Records one appended revocation event of `kind`.
+    pub fn revocation(&self, kind: &'static str) {
+        self.with(|| metrics::counter!(REVOCATIONS, "kind" => kind).increment(1));
+    }
+
+    /// Sets the rotation count (kept by the key manager, which has no access to the state).
+    pub fn set_key_rotations(&self, total: u64) {
+        self.with(|| metrics::counter!(KEY_ROTATIONS).absolute(total));
+    }
+
+    /// Records one access token issued at `/oauth/token` through `grant`.
+    pub fn oauth_token(&self, grant: &'static str) {
+        self.with(|| metrics::counter!(OAUTH_TOKENS, "grant_type" => grant).increment(1));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
