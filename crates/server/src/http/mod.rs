@@ -50,6 +50,11 @@ pub fn router(state: AppState) -> Router {
                 "Method not allowed",
             )
         })
+        // Innermost, so the matched route is known: requests by route and status (ops.rs).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
         // Json/Form extractors reject larger bodies with 413 (mapped by ApiError).
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
