@@ -60,16 +60,21 @@ struct Scanner<'a> {
     max_depth: usize,
 }
 
-/// Member names seen in one object.
+/// Member names seen in one object: the first few inline (no allocation for the objects of
+/// real tokens), then a hash set so that an object full of members stays linear.
 struct Names<'a> {
-    small: Vec<Cow<'a, str>>,
+    small: [Cow<'a, str>; INLINE_NAMES],
+    len: usize,
     big: Option<HashSet<Cow<'a, str>>>,
 }
+
+const INLINE_NAMES: usize = 16;
 
 impl<'a> Names<'a> {
     fn new() -> Self {
         Names {
-            small: Vec::new(),
+            small: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
             big: None,
         }
     }
@@ -79,13 +84,17 @@ impl<'a> Names<'a> {
         if let Some(set) = &mut self.big {
             return set.insert(name);
         }
-        if self.small.contains(&name) {
+        if self.small[..self.len].contains(&name) {
             return false;
         }
-        self.small.push(name);
-        if self.small.len() > 16 {
-            // Wide objects switch to hashing so that a token full of members stays linear.
-            self.big = Some(self.small.drain(..).collect());
+        if self.len < INLINE_NAMES {
+            self.small[self.len] = name;
+            self.len += 1;
+        } else {
+            let mut set: HashSet<Cow<'a, str>> =
+                self.small.iter_mut().map(std::mem::take).collect();
+            set.insert(name);
+            self.big = Some(set);
         }
         true
     }

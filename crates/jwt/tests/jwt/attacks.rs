@@ -454,6 +454,9 @@ fn duplicate_json_members_are_rejected() {
         format!(r#"{{{body},"\u0073ub":"admin"}}"#),
         format!(r#"{{{body},"cnf":{{"jkt":"a","jkt":"b"}}}}"#),
         format!(r#"{{{body},"x":[{{"a":1}},{{"b":1,"b":2}}]}}"#),
+        // Wide objects (past the inline name buffer) are checked just the same.
+        format!(r#"{{{body},{},"m7":0}}"#, wide(40)),
+        format!(r#"{{{body},"w":{{{},"m39":0}}}}"#, wide(40)),
     ] {
         let t = sign_unchecked(&key, br#"{"alg":"HS256"}"#, payload.as_bytes()).unwrap();
         assert!(
@@ -467,6 +470,24 @@ fn duplicate_json_members_are_rejected() {
             "{payload}"
         );
     }
+}
+
+/// `"m0":0,"m1":0,...` with `n` distinct members.
+fn wide(n: usize) -> String {
+    (0..n)
+        .map(|i| format!(r#""m{i}":0"#))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn wide_objects_without_duplicates_are_fine() {
+    let key = hs256();
+    let base = claims_json();
+    let body = &base[1..base.len() - 1];
+    let payload = format!(r#"{{{body},{},"w":{{{}}}}}"#, wide(40), wide(100));
+    let t = sign_unchecked(&key, br#"{"alg":"HS256"}"#, payload.as_bytes()).unwrap();
+    check(&t, &key.verifying_key()).unwrap();
 }
 
 #[test]
