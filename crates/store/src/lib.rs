@@ -88,9 +88,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// - already rotated: returns [`Rotation::AlreadyRotated`] with when, its successor's hash,
     ///   whether that successor has itself been rotated, and the session. The caller decides
     ///   between the grace window and reuse detection.
-    /// - session revoked or expired: [`Rotation::SessionInactive`].
+    /// - session revoked or expired: [`Rotation::SessionInactive`], whether or not the token
+    ///   was rotated before (a dead session ends the whole chain; nothing is changed).
+    /// - `new_hash` already stored (a 2^-256 accident or a caller bug): `Conflict`, nothing
+    ///   changed.
     ///
-    /// Concurrent calls with the same `old_hash` must yield exactly one `Rotated`.
+    /// Concurrent calls with the same `old_hash` must yield exactly one `Rotated`; the
+    /// others see `AlreadyRotated` (SQLite: `BEGIN IMMEDIATE` serializes them; PostgreSQL:
+    /// the row lock of `UPDATE ... WHERE rotated_at IS NULL`).
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
@@ -100,8 +105,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Rotation>;
     /// Finds the session a refresh token (by hash) belongs to, without changing anything.
     async fn refresh_token_session(&self, hash: &[u8]) -> Result<Option<Session>>;
-    /// Revokes one session (idempotent). Returns the session if it existed and was live
-    /// before this call, so the caller records one revocation event only.
+    /// Revokes one session (idempotent). Returns the session (as revoked) if it existed and
+    /// was live before this call, so the caller records one revocation event only. A session
+    /// that already expired is left as it is and gives `None`: its tokens are dead anyway.
     async fn revoke_session(&self, id: &str, now: i64, reason: &str) -> Result<Option<Session>>;
     /// Revokes every live session of a user except `keep` (if any). Returns the sessions
     /// that this call revoked.
@@ -121,8 +127,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends a revocation event and returns it with its cursor. Cursors increase strictly
     /// and are visible to readers in cursor order (no reader may see cursor N+1 before N).
     async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation>;
-    /// Events with `cursor > since` that have not expired at `now`, in cursor order, at most
-    /// `limit`.
+    /// Events with `cursor > since` that have not expired at `now` (`expires_at >= now`, the
+    /// complement of [`Store::prune_revocations`]), in cursor order, at most `limit`.
     async fn revocations_since(&self, since: i64, now: i64, limit: u32) -> Result<Vec<Revocation>>;
     /// The smallest cursor still stored (events before it were pruned), if any.
     async fn oldest_revocation_cursor(&self) -> Result<Option<i64>>;
@@ -140,6 +146,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Every stored key, oldest first.
     async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Sets the retirement and removal times of a key (`None` leaves a field unchanged).
+    /// An unknown kid changes nothing and is not an error.
     async fn update_key_schedule(
         &self,
         kid: &str,
@@ -169,7 +176,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `window_start = now`, otherwise it increments. Returns the new state; the caller
     /// computes the delay from `failures` and stores it with [`Store::throttle_lock`].
     async fn throttle_hit(&self, key: &str, now: i64, window_secs: i64) -> Result<Throttle>;
-    /// Sets `locked_until` of a key (after [`Store::throttle_hit`]).
+    /// Sets `locked_until` of a key (after [`Store::throttle_hit`]); creates the state
+    /// (no failures) when the key has none.
     async fn throttle_lock(&self, key: &str, locked_until: i64) -> Result<()>;
     /// Forgets a key (after a successful login).
     async fn throttle_clear(&self, key: &str) -> Result<()>;
@@ -197,9 +205,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 /// Copies a whole installation from one store to another (e.g. SQLite to PostgreSQL) so
 /// that nobody is logged out: [`Store::export`] from `from`, [`Store::import`] into `to`.
-/// `to` must be migrated and empty. Stop the servers using `from` first, or writes made
+/// `to` is migrated here and must be empty; `from` must already be migrated (it is only
+/// read). Stop the servers using `from` first, or writes made
 /// during the copy are lost.
 pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> Result<SnapshotCounts> {
+    to.migrate().await?;
     let snapshot = from.export().await?;
     to.import(&snapshot).await?;
     Ok(snapshot.counts())

@@ -49,7 +49,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating when missing) the database named by a `sqlite:` URL, e.g.
-    /// `sqlite://./tessera-data/tessera.db` or `sqlite::memory:`. Does not migrate.
+    /// `sqlite://./tessera-data/tessera.db` or `sqlite::memory:`. The directory must exist.
+    /// Does not migrate.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?

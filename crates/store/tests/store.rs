@@ -668,6 +668,7 @@ async fn rotate_session_inactive(s: Arc<dyn Store>) {
 async fn rotate_concurrent_exactly_one_winner(s: Arc<dyn Store>) {
     user(&s, "u1").await;
     session(&s, "s1", "u1", T0, "old").await;
+    warm_up(&s).await;
     let n = 50;
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
@@ -709,6 +710,27 @@ async fn rotate_concurrent_exactly_one_winner(s: Arc<dyn Store>) {
             .unwrap(),
         Rotation::Rotated(_)
     ));
+}
+
+/// Opens the pool's connections ahead of a race, so the racers really overlap instead of
+/// queueing behind connection setup.
+async fn warm_up(s: &Arc<dyn Store>) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for _ in 0..5 {
+                    s.ping().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 async fn revoke_session_idempotent(s: Arc<dyn Store>) {
@@ -902,6 +924,7 @@ async fn revocation_cursors_and_filtering(s: Arc<dyn Store>) {
 }
 
 async fn revocation_cursors_concurrent_appenders(s: Arc<dyn Store>) {
+    warm_up(&s).await;
     let n = 40;
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -1028,6 +1051,7 @@ async fn throttle_window_restart(s: Arc<dyn Store>) {
 }
 
 async fn throttle_concurrent_hits_not_lost(s: Arc<dyn Store>) {
+    warm_up(&s).await;
     let n = 20;
     let mut tasks = Vec::new();
     for _ in 0..n {
@@ -1214,6 +1238,7 @@ async fn wait_for(rx: &mut tokio::sync::broadcast::Receiver<StoreNotice>, want: 
 }
 
 async fn revocation_cursor_never_visible_before_predecessor(s: Arc<dyn Store>) {
+    warm_up(&s).await;
     // Writers append concurrently while readers keep reading the feed: every read must be a
     // gap-free prefix 1..=k, i.e. no reader ever saw cursor N+1 without N.
     let writers: Vec<_> = (0..4)
@@ -1583,4 +1608,22 @@ async fn unreachable_or_closed_databases_are_unavailable() {
             .unwrap_err();
         assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     }
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works_on_one_connection() {
+    let s = connect("sqlite::memory:").await.unwrap();
+    s.migrate().await.unwrap();
+    user(&s, "u1").await;
+    session(&s, "s1", "u1", T0, "t0").await;
+    // Every statement must see the same in-memory database (one pooled connection).
+    for _ in 0..5 {
+        assert!(s.user_by_id("u1").await.unwrap().is_some());
+    }
+    assert!(matches!(
+        s.rotate_refresh_token(&h("t0"), &h("t1"), T0 + 1, IDLE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
 }
