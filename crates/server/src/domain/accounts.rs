@@ -148,10 +148,19 @@ pub async fn check_password(
             passwords::MAX_LENGTH
         )));
     }
-    // An email that cannot exist still costs a hash, so its shape does not show.
-    let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    let acct = account_key(&email);
     let ipk = ip_key(ip.unwrap_or("unknown"));
+    let Ok(email) = normalize_email(email) else {
+        // An email that cannot exist still costs a hash and counts against the client IP,
+        // so its shape does not show (and no account key is made from arbitrary input).
+        state.throttle.check(&[&ipk]).await?;
+        state.passwords.verify_dummy(password).await?;
+        state
+            .throttle
+            .hit(&ipk, state.config.throttle_ip_free)
+            .await?;
+        return Err(DomainError::InvalidCredentials);
+    };
+    let acct = account_key(&email);
     state.throttle.check(&[&acct, &ipk]).await?;
     let user = state.store.user_by_email(&email).await?;
     let (ok, reason) = match &user {
