@@ -922,3 +922,31 @@ async fn main_flow_on_postgres() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn failures_across_accounts_lock_the_client_ip() {
+    let s = TestServer::start_with(Engine::Sqlite, |c| c.throttle_ip_free = 3)
+        .await
+        .unwrap();
+    s.register("ip@example.com", PASSWORD).await;
+    for i in 0..4 {
+        let r = s
+            .post_json(
+                "/auth/login",
+                json!({"email": format!("user{i}@example.com"), "password": "wrong password"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The 4th failure from this IP locked it: another account is refused too.
+    let r = s
+        .post_json(
+            "/auth/login",
+            json!({"email": "ip@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key(RETRY_AFTER));
+    s.advance(2);
+    s.login("ip@example.com", PASSWORD).await;
+}
