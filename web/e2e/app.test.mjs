@@ -99,7 +99,7 @@ async function heading(page, text) {
 async function signIn(page, email, password) {
   await page.goto(`${BASE}/login`);
   await heading(page, 'Sign in');
-  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${BASE}/profile`);
@@ -234,9 +234,9 @@ describe('Tessera browser app', () => {
 
     for (const [email, password, roles] of [[DANA, danaPassword, ''], [ERIN, ERIN_PASSWORD, 'admin']]) {
       await page.getByRole('button', { name: 'New user' }).click();
-      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Email', { exact: true }).fill(email);
       await page.getByLabel('Initial password').fill(password);
-      await page.getByLabel('Roles').fill(roles);
+      await page.getByLabel('Roles', { exact: true }).fill(roles);
       await page.getByRole('button', { name: 'Create user' }).click();
       await page.locator('td', { hasText: email }).waitFor();
     }
@@ -258,7 +258,7 @@ describe('Tessera browser app', () => {
     await page.getByRole('button', { name: 'Create client' }).click();
     const secretCard = page.getByTestId('client-secret');
     await secretCard.waitFor();
-    const secret = await secretCard.getByLabel('Client secret').inputValue();
+    const secret = await secretCard.getByLabel('Client secret', { exact: true }).inputValue();
     assert.ok(secret.length >= 16, 'client secret shown');
     await checkAccessible(page, 'clients');
     await page.locator('td', { hasText: 'notes-api' }).first().waitFor();
@@ -287,11 +287,20 @@ describe('Tessera browser app', () => {
     await goVia(page, 'Audit');
     await heading(page, 'Audit log');
     await page.locator('tbody tr').first().waitFor();
-    await page.getByLabel('Event').fill('login');
+    await page.getByLabel('Event', { exact: true }).fill('admin.user_created');
     await page.getByRole('button', { name: 'Filter' }).click();
-    await page.waitForLoadState('networkidle');
+    // Exactly the two users created above.
+    await page.waitForFunction(() => {
+      const kinds = [...document.querySelectorAll('tbody tr td:nth-child(2)')].map((td) => td.textContent);
+      return kinds.length === 2 && kinds.every((k) => k === 'admin.user_created');
+    });
+    // Clicking an actor filters by that user.
+    await page.locator('tbody tr').first().getByRole('button', { name: /Show only events of user/ }).first().click();
+    await page.waitForFunction(() => document.querySelector('input[name=user]').value.length > 0);
+    await page.locator('tbody tr').first().waitFor();
     await checkAccessible(page, 'audit');
-    await page.getByLabel('Event').fill('');
+    await page.getByLabel('User', { exact: true }).fill('');
+    await page.getByLabel('Event', { exact: true }).fill('');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.locator('tbody tr').first().waitFor();
     await shot(page, '08-admin-audit');

@@ -21,8 +21,13 @@ if [ ! -d "$WEB/node_modules/playwright-core" ]; then
   (cd "$WEB" && npm ci --no-audit --no-fund)
 fi
 
-(cd "$ROOT" && cargo build -p tessera-cli)
-BIN="$ROOT/target/debug/tessera"
+# TESSERA_BIN=path skips the build (e.g. to re-run against an already built binary).
+if [ -n "${TESSERA_BIN:-}" ]; then
+  BIN="$TESSERA_BIN"
+else
+  (cd "$ROOT" && cargo build -p tessera-cli)
+  BIN="$ROOT/target/debug/tessera"
+fi
 
 PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 DATA="$(mktemp -d -t tessera-e2e.XXXXXX)"

@@ -387,9 +387,10 @@ export function keysPage() {
 }
 
 const KNOWN_EVENTS = [
-  'login', 'login_failed', 'logout', 'logout_all', 'refresh_reuse', 'register', 'register_duplicate',
-  'password_change', 'session_revoked', 'user_created', 'user_updated', 'user_deleted', 'user_disabled',
-  'roles_changed', 'client_created', 'client_deleted', 'key_rotated', 'setup',
+  'login', 'login_failed', 'register', 'register_duplicate', 'setup', 'password_changed',
+  'password_change_failed', 'session_revoked', 'refresh_reuse', 'token_revoked',
+  'admin.user_created', 'admin.user_updated', 'admin.user_deleted',
+  'admin.client_created', 'admin.client_deleted', 'admin.key_rotated',
 ];
 
 /** GET /admin/audit */
@@ -460,9 +461,14 @@ export function auditPage() {
     const who = (id) => {
       if (!id) return h('span', { class: 'muted', text: '—' });
       const text = String(id);
+      const short = text.length > 13 ? `${text.slice(0, 8)}…` : text;
+      // Only user ids (UUIDs) filter by user; client ids and token hashes are just shown.
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text)) {
+        return h('span', { class: 'mono small', title: text, text: short });
+      }
       return h('button', {
         type: 'button', class: 'link-button mono small', title: `${text} (show only this user)`,
-        'aria-label': `Show only events of ${text}`, text: text.length > 13 ? `${text.slice(0, 8)}…` : text,
+        'aria-label': `Show only events of user ${text}`, text: short,
         onclick: () => { user.input.value = text; before = null; stack.length = 0; load(); },
       });
     };
