@@ -950,3 +950,20 @@ async fn failures_across_accounts_lock_the_client_ip() {
     s.advance(2);
     s.login("ip@example.com", PASSWORD).await;
 }
+
+#[tokio::test]
+async fn cookie_endpoints_without_any_credentials_are_401() {
+    let s = TestServer::start().await;
+    for path in ["/auth/refresh", "/auth/logout", "/auth/logout-all"] {
+        let r = s
+            .http
+            .post(s.at(path))
+            .header("x-tessera-csrf", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let r = s.http.post(s.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}

@@ -169,7 +169,6 @@ async fn refresh(
     client: ClientInfo,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    check_csrf(&state, &headers)?;
     let Some(token) = read_cookie(&state, &headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -177,6 +176,7 @@ async fn refresh(
             "Missing refresh cookie",
         ));
     };
+    check_csrf(&state, &headers)?;
     match sessions::refresh(&state, &token, client.ip.as_deref()).await {
         Ok(issued) => token_response(&state, &issued, false),
         Err(DomainError::InvalidGrant(d)) => {
@@ -206,10 +206,10 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
             tokens::authenticate(state, token).await?,
         )));
     }
-    check_csrf(state, headers)?;
     let Some(token) = read_cookie(state, headers) else {
         return Err(ApiError::missing_token());
     };
+    check_csrf(state, headers)?;
     match sessions::session_of_refresh_token(state, &token).await {
         Ok(s) => Ok(Caller::Cookie(s)),
         Err(DomainError::InvalidGrant(_)) => Ok(Caller::Nobody),
