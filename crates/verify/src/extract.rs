@@ -154,7 +154,6 @@ where
             match checked {
                 Ok(claims) => {
                     req.extensions_mut().insert(Authenticated(claims));
-                    req.extensions_mut().insert(verifier);
                     inner.call(req).await
                 }
                 Err(rejection) => Ok(rejection.into_response()),

@@ -480,17 +480,25 @@ impl Verifier {
         }
         let now = unix_now();
         let key = key_of(token);
-        if let Some(entry) = s.cache.get(&key) {
+        let hit = s.cache.with(&key, |entry| {
             s.check_time(&entry.claims, now)?;
             let gen = s.revocation_gen.load(Ordering::Acquire);
             if entry.checked_gen.load(Ordering::Relaxed) != gen {
-                if let Err(e) = s.check_revoked(&entry.claims) {
-                    s.cache.remove(&key);
-                    return Err(e);
-                }
+                s.check_revoked(&entry.claims)?;
                 entry.checked_gen.store(gen, Ordering::Relaxed);
             }
-            return Ok(Arc::clone(&entry.claims));
+            Ok(Arc::clone(&entry.claims))
+        });
+        match hit {
+            Some(Ok(claims)) => return Ok(claims),
+            Some(Err(e)) => {
+                if matches!(e, VerifyError::Revoked(_)) {
+                    // Revocation is final: free the slot.
+                    s.cache.remove(&key);
+                }
+                return Err(e);
+            }
+            None => {}
         }
 
         let seen_keys = s.keys.generation.load(Ordering::Acquire);
@@ -509,7 +517,7 @@ impl Verifier {
         s.check_revoked(&claims)?;
         let claims = Arc::new(claims);
         s.cache
-            .insert(key, Arc::new(Entry::new(Arc::clone(&claims), gen)), now);
+            .insert(key, Entry::new(Arc::clone(&claims), gen), now);
         Ok(claims)
     }
 
