@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod revocations;
 pub mod setup;
+pub mod web;
 pub mod wellknown;
 
 use std::time::Duration;
@@ -42,6 +43,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(revocations::router())
         .merge(openapi::router())
+        .merge(web::router())
+        // The app's admin pages share paths with the admin API: navigations get the page.
+        .layer(axum::middleware::from_fn(web::admin_pages))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
