@@ -5,9 +5,6 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Part;
-use crate::{json, Error};
-
 /// Largest NumericDate accepted: 9999-12-31T23:59:59Z. Anything larger is a bug or an attack
 /// (and would overflow arithmetic with the leeway).
 pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
@@ -152,90 +149,4 @@ pub(crate) const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "ia
 /// Bit for a registered claim name.
 pub(crate) fn registered_bit(name: &str) -> Option<u8> {
     REGISTERED.iter().position(|n| *n == name).map(|i| 1u8 << i)
-}
-
-fn numeric_date_raw(claim: &'static str, raw: &str) -> Result<i64, Error> {
-    let bad = |reason| Error::InvalidClaim { claim, reason };
-    let b = raw.as_bytes();
-    match b.first() {
-        Some(b'0'..=b'9') => {}
-        Some(b'-') => return Err(bad("NumericDate is negative")),
-        _ => return Err(bad("NumericDate must be a number")),
-    }
-    if b.iter().any(|c| !c.is_ascii_digit()) {
-        return Err(bad("NumericDate must be an integer"));
-    }
-    if b.len() > 12 {
-        return Err(bad("NumericDate too large"));
-    }
-    let mut v: i64 = 0;
-    for &c in b {
-        v = v * 10 + i64::from(c - b'0');
-    }
-    if v > MAX_NUMERIC_DATE {
-        return Err(bad("NumericDate too large"));
-    }
-    Ok(v)
-}
-
-fn string_raw(claim: &'static str, raw: &str) -> Result<String, Error> {
-    json::decode_string_value(raw)
-        .map(|s| s.into_owned())
-        .ok_or(Error::InvalidClaim {
-            claim,
-            reason: "must be a string",
-        })
-}
-
-/// What the scanner found in a claims set.
-pub(crate) struct Scanned {
-    pub(crate) registered: RegisteredClaims,
-    /// `custom_present[i]`: `required_custom[i]` is present.
-    pub(crate) custom_present: Vec<bool>,
-}
-
-/// Scans the payload once: strict JSON, duplicates rejected at every depth, registered claims
-/// decoded with their type rules, and presence of the policy's custom required claims noted.
-pub(crate) fn scan(
-    payload: &[u8],
-    required_custom: &[String],
-    max_depth: usize,
-) -> Result<Scanned, Error> {
-    let mut r = RegisteredClaims::default();
-    let mut custom_present = vec![false; required_custom.len()];
-    json::scan_object(payload, Part::Payload, max_depth, |name, raw| {
-        match name {
-            "iss" => r.iss = Some(string_raw("iss", raw)?),
-            "sub" => r.sub = Some(string_raw("sub", raw)?),
-            "jti" => r.jti = Some(string_raw("jti", raw)?),
-            "exp" => r.exp = Some(numeric_date_raw("exp", raw)?),
-            "nbf" => r.nbf = Some(numeric_date_raw("nbf", raw)?),
-            "iat" => r.iat = Some(numeric_date_raw("iat", raw)?),
-            "aud" => {
-                let aud = if raw.starts_with('"') {
-                    Audience::One(string_raw("aud", raw)?)
-                } else {
-                    let mut v = Vec::new();
-                    json::for_each_string(raw, |s| v.push(s.into_owned())).map_err(|()| {
-                        Error::InvalidClaim {
-                            claim: "aud",
-                            reason: "must be a string or an array of strings",
-                        }
-                    })?;
-                    Audience::Many(v)
-                };
-                r.aud = Some(aud);
-            }
-            _ => {
-                if let Some(i) = required_custom.iter().position(|c| c == name) {
-                    custom_present[i] = true;
-                }
-            }
-        }
-        Ok(())
-    })?;
-    Ok(Scanned {
-        registered: r,
-        custom_present,
-    })
 }

@@ -62,7 +62,7 @@ struct Scanner<'a> {
 
 /// Member names seen in one object: the first few inline (no allocation for the objects of
 /// real tokens), then a hash set so that an object full of members stays linear.
-struct Names<'a> {
+pub(crate) struct Names<'a> {
     small: [Cow<'a, str>; INLINE_NAMES],
     len: usize,
     big: Option<HashSet<Cow<'a, str>>>,
@@ -71,7 +71,7 @@ struct Names<'a> {
 const INLINE_NAMES: usize = 16;
 
 impl<'a> Names<'a> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Names {
             small: std::array::from_fn(|_| Cow::Borrowed("")),
             len: 0,
@@ -80,7 +80,7 @@ impl<'a> Names<'a> {
     }
 
     /// Records `name`; false if it was already there.
-    fn insert(&mut self, name: Cow<'a, str>) -> bool {
+    pub(crate) fn insert(&mut self, name: Cow<'a, str>) -> bool {
         if let Some(set) = &mut self.big {
             return set.insert(name);
         }

@@ -82,17 +82,15 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
             max: max_len,
         });
     }
-    let b = token.as_bytes();
-    let first = b
-        .iter()
-        .position(|&c| c == b'.')
+    // `find`/`rfind` on a char use memchr; the middle check is one more memchr.
+    let first = token
+        .find('.')
         .ok_or(Error::Malformed("expected three segments, found one"))?;
-    let second = b[first + 1..]
-        .iter()
-        .position(|&c| c == b'.')
-        .map(|p| p + first + 1)
-        .ok_or(Error::Malformed("expected three segments, found two"))?;
-    if b[second + 1..].contains(&b'.') {
+    let second = token.rfind('.').unwrap_or(first);
+    if second == first {
+        return Err(Error::Malformed("expected three segments, found two"));
+    }
+    if token.as_bytes()[first + 1..second].contains(&b'.') {
         // Five segments would be JWE (RFC 7516 §7.1); anything else is garbage.
         return Err(Error::Malformed("expected three segments, found more"));
     }

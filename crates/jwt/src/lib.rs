@@ -96,6 +96,7 @@ mod error;
 mod json;
 mod jwk;
 mod jws;
+mod strict;
 mod validation;
 
 pub use alg::{Algorithm, SigningKey, VerifyingKey};

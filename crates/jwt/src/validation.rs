@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::claims::{self, registered_bit, Claims, RegisteredClaims};
 use crate::error::{truncate, Part};
 use crate::jws::{self, Compact, Header, DEFAULT_MAX_TOKEN_LEN};
-use crate::{json, Error, KeySet, VerifyingKey};
+use crate::{json, strict, Error, KeySet, VerifyingKey};
 
 /// Default clock-skew allowance for `exp`, `nbf` and `iat`, in seconds (DESIGN §3).
 pub const DEFAULT_LEEWAY: u64 = 30;
@@ -333,15 +333,16 @@ fn verify_parsed<T: DeserializeOwned>(
     validation.check_typ(&header)?;
     jws::check_signature(&c, key)?;
     let payload = jws::b64_decode(c.payload, Part::Payload)?;
-    let scanned = claims::scan(&payload, &validation.required_custom, validation.max_depth)?;
-    validation.check_claims(&scanned.registered, &scanned.custom_present)?;
-    let custom: T =
-        serde_json::from_slice(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+    // One pass: strict JSON, duplicates rejected at every depth, registered claims typed,
+    // the rest deserialized into `T`. Claim rules are checked before `T` is handed out.
+    let parsed =
+        strict::parse_claims::<T>(&payload, &validation.required_custom, validation.max_depth)?;
+    validation.check_claims(&parsed.registered, &parsed.custom_present)?;
     Ok(Verified {
         header,
         claims: Claims {
-            registered: scanned.registered,
-            custom,
+            registered: parsed.registered,
+            custom: parsed.custom,
         },
     })
 }

@@ -569,15 +569,10 @@ fn header_and_claims_must_be_objects() {
             "{header}"
         );
     }
-    for payload in [
-        "[]",
-        "1",
-        r#""x""#,
-        "null",
-        "{",
-        r#"{"a":1}}"#,
-        "{\"a\":\"\u{1}\"}",
-    ] {
+    // Trailing garbage and raw control characters, on an otherwise valid claims set.
+    let trailing = format!("{}}}", claims_json());
+    let control = claims_json().replace("user-42", "user\u{1}42");
+    for payload in ["[]", "1", r#""x""#, "null", "{", &trailing, &control] {
         let t = sign_unchecked(&key, br#"{"alg":"HS256"}"#, payload.as_bytes()).unwrap();
         assert!(
             matches!(
