@@ -182,6 +182,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets a key (after a successful login).
     async fn throttle_clear(&self, key: &str) -> Result<()>;
 
+    // ---- leases (one node does a periodic job) -------------------------------------------
+
+    /// Claims the lease `name` for `holder` until `now + ttl_secs`, atomically: succeeds
+    /// (`true`) when nobody holds it, when the previous holder's lease expired
+    /// (`expires_at <= now`), or when `holder` already holds it (renewal). Of several nodes
+    /// racing for the same free lease exactly one gets `true`. Used so that only one of
+    /// several server nodes performs a scheduled key rotation.
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool>;
+
     // ---- audit log ---------------------------------------------------------------------------
 
     /// Appends an audit event.

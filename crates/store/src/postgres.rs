@@ -569,82 +569,63 @@ impl Store for PostgresStore {
         now: i64,
         idle_secs: i64,
     ) -> Result<Rotation> {
-        // A racer that loses the row lock re-reads the committed state; if the winner rolled
-        // back instead (e.g. its successor hash collided) the token is free again, so try
-        // a few times before giving up.
+        // The common case (a live session, a fresh token) is one statement and one round
+        // trip, committed on its own: refresh is bound by a single store round trip.
+        //
+        // `live` locks the session row (FOR UPDATE re-checks liveness against the latest
+        // committed row after waiting), so a concurrent revocation either wins and nothing is
+        // rotated, or waits for this rotation. `upd` then takes the token's row lock; a
+        // concurrent rotation of the same token that committed first makes READ COMMITTED
+        // re-check `rotated_at IS NULL` on the new row version, and this one updates nothing.
+        // A duplicate `new_hash` fails the whole statement (Conflict), changing nothing.
+        let sql = format!(
+            "WITH live AS ( \
+               SELECT s.id FROM sessions s \
+               WHERE s.id = (SELECT session_id FROM refresh_tokens WHERE hash = $1) \
+                 AND s.revoked_at IS NULL \
+                 AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+               FOR UPDATE \
+             ), upd AS ( \
+               UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3 \
+               WHERE hash = $1 AND rotated_at IS NULL \
+                 AND session_id IN (SELECT id FROM live) \
+               RETURNING session_id \
+             ), ins AS ( \
+               INSERT INTO refresh_tokens (hash, session_id, created_at) \
+               SELECT $3, session_id, $2 FROM upd \
+             ) \
+             UPDATE sessions SET last_used_at = $2, \
+               idle_expires_at = LEAST($2 + $4, absolute_expires_at) \
+             WHERE id IN (SELECT session_id FROM upd) \
+             RETURNING {SESSION_COLS}"
+        );
+        // Otherwise the state is read back to say why nothing was rotated. If it shows a
+        // fresh token of a live session again, a racer that held the locks rolled back:
+        // try again (bounded).
         for _ in 0..3 {
-            let mut tx = self.pool.begin().await.map_err(db_err)?;
-            let Some(state) = token_state(&mut tx, old_hash).await? else {
-                return Ok(Rotation::NotFound);
-            };
-            if !state.session.is_live(now) {
-                return Ok(Rotation::SessionInactive(state.session));
-            }
-            if let Some(at) = state.rotated_at {
-                return Ok(state.already_rotated(at));
-            }
-            // Blocks on a concurrent rotation's row lock, then re-checks `rotated_at IS NULL`
-            // against the committed row (READ COMMITTED).
-            let done = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3 \
-                 WHERE hash = $1 AND rotated_at IS NULL",
-            )
-            .bind(old_hash)
-            .bind(now)
-            .bind(new_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if done.rows_affected() == 0 {
-                drop(tx);
-                let mut conn = self.pool.acquire().await.map_err(db_err)?;
-                match token_state(&mut conn, old_hash).await? {
-                    None => return Ok(Rotation::NotFound),
-                    Some(s) if !s.session.is_live(now) => {
-                        return Ok(Rotation::SessionInactive(s.session))
-                    }
-                    Some(s) => match s.rotated_at {
-                        Some(at) => return Ok(s.already_rotated(at)),
-                        None => continue,
-                    },
-                }
-            }
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(new_hash)
-            .bind(&state.session.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            // Re-checks the session under its row lock: a revocation that committed since
-            // the read above wins, and this rotation is rolled back.
-            let sql = format!(
-                "UPDATE sessions SET last_used_at = $2, \
-                   idle_expires_at = LEAST($2 + $3, absolute_expires_at) \
-                 WHERE id = $1 AND revoked_at IS NULL \
-                   AND idle_expires_at > $2 AND absolute_expires_at > $2 \
-                 RETURNING {SESSION_COLS}"
-            );
             let row = sqlx::query(&sql)
-                .bind(&state.session.id)
+                .bind(old_hash)
                 .bind(now)
+                .bind(new_hash)
                 .bind(idle_secs)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err)?;
-            let Some(row) = row else {
-                drop(tx);
-                let session = self
-                    .session_by_id(&state.session.id)
-                    .await?
-                    .unwrap_or(state.session);
-                return Ok(Rotation::SessionInactive(session));
-            };
-            let updated = session_from_row(&row)?;
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Rotation::Rotated(updated));
+            if let Some(row) = row {
+                return Ok(Rotation::Rotated(session_from_row(&row)?));
+            }
+            let mut conn = self.pool.acquire().await.map_err(db_err)?;
+            match token_state(&mut conn, old_hash).await? {
+                None => return Ok(Rotation::NotFound),
+                Some(st) if !st.session.is_live(now) => {
+                    return Ok(Rotation::SessionInactive(st.session))
+                }
+                Some(st) => {
+                    if let Some(at) = st.rotated_at {
+                        return Ok(st.already_rotated(at));
+                    }
+                }
+            }
         }
         Err(StoreError::Unavailable(
             "refresh token rotation kept conflicting; retry".to_string(),
@@ -968,6 +949,27 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    // ---- leases ------------------------------------------------------------------------------
+
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool> {
+        // One upsert: a concurrent claimant waits for the row (lock or write lock), then
+        // re-evaluates the WHERE against the committed row and changes nothing.
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+               expires_at = excluded.expires_at \
+             WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_secs))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- audit log --------------------------------------------------------------------------

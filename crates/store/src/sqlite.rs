@@ -807,6 +807,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    // ---- leases ------------------------------------------------------------------------------
+
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool> {
+        // One upsert: a concurrent claimant waits for the row (lock or write lock), then
+        // re-evaluates the WHERE against the committed row and changes nothing.
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+               expires_at = excluded.expires_at \
+             WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_secs))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- audit log --------------------------------------------------------------------------
 
     async fn audit(&self, event: &NewAuditEvent) -> Result<()> {

@@ -94,6 +94,7 @@ store_tests!(
     notices_on_revocation_and_keys,
     revocation_cursor_never_visible_before_predecessor,
     import_refuses_non_empty_target,
+    rotate_racing_revocation_is_all_or_nothing,
 );
 
 // ---- fixtures -----------------------------------------------------------------------------------
@@ -710,6 +711,52 @@ async fn rotate_concurrent_exactly_one_winner(s: Arc<dyn Store>) {
             .unwrap(),
         Rotation::Rotated(_)
     ));
+}
+
+async fn rotate_racing_revocation_is_all_or_nothing(s: Arc<dyn Store>) {
+    user(&s, "u1").await;
+    warm_up(&s).await;
+    let (mut rotated, mut inactive) = (0, 0);
+    for i in 0..20 {
+        let sid = format!("s{i}");
+        let old = h(&format!("old{i}"));
+        let new = h(&format!("new{i}"));
+        s.create_session(&new_session(&sid, "u1", T0), &old)
+            .await
+            .unwrap();
+        let (a, b) = (s.clone(), s.clone());
+        let (old2, new2, sid2) = (old.clone(), new.clone(), sid.clone());
+        let rot =
+            tokio::spawn(async move { a.rotate_refresh_token(&old2, &new2, T0 + 1, IDLE).await });
+        let rev = tokio::spawn(async move { b.revoke_session(&sid2, T0 + 1, "logout").await });
+        let rot = rot.await.unwrap().unwrap();
+        assert!(
+            rev.await.unwrap().unwrap().is_some(),
+            "revocation always lands"
+        );
+        // Rotated <=> the successor exists; the session ends revoked either way.
+        let successor = s.refresh_token_session(&new).await.unwrap();
+        match rot {
+            Rotation::Rotated(_) => {
+                rotated += 1;
+                assert!(successor.is_some());
+            }
+            Rotation::SessionInactive(_) => {
+                inactive += 1;
+                assert!(successor.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let stored = s.session_by_id(&sid).await.unwrap().unwrap();
+        assert_eq!(stored.revoked_at, Some(T0 + 1));
+        assert!(matches!(
+            s.rotate_refresh_token(&old, &h("x"), T0 + 2, IDLE)
+                .await
+                .unwrap(),
+            Rotation::SessionInactive(_)
+        ));
+    }
+    assert_eq!(rotated + inactive, 20);
 }
 
 /// Opens the pool's connections ahead of a race, so the racers really overlap instead of
