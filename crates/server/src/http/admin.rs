@@ -53,6 +53,22 @@ fn admin_id(auth: &AuthUser) -> ApiResult<String> {
         .ok_or_else(|| ApiError::insufficient_scope("Requires an admin user"))
 }
 
+/// For handlers with a JSON body: an oversize body is 413 whoever sends it (the limit is
+/// enforced the same way everywhere); then authentication (401), the admin role (403), and
+/// only then the body's validation, so a non-admin learns nothing from validation errors.
+fn admin_with_body<T>(
+    auth: Result<AuthUser, ApiError>,
+    body: Result<ApiJson<T>, ApiError>,
+) -> ApiResult<(String, T)> {
+    let body = match body {
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => return Err(e),
+        other => other,
+    };
+    let actor = admin_id(&auth?)?;
+    let ApiJson(req) = body?;
+    Ok((actor, req))
+}
+
 fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -169,11 +185,11 @@ pub(crate) struct CreateUser {
 )]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
-    auth: AuthUser,
+    auth: Result<AuthUser, ApiError>,
     client: ClientInfo,
-    ApiJson(req): ApiJson<CreateUser>,
+    body: Result<ApiJson<CreateUser>, ApiError>,
 ) -> ApiResult<Response> {
-    let actor = admin_id(&auth)?;
+    let (actor, req) = admin_with_body(auth, body)?;
     let user = domain::create_user(&state, &req.email, &req.password, &req.roles).await?;
     audit::record(
         &state,
@@ -236,12 +252,12 @@ pub(crate) struct UpdateUser {
 )]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
-    auth: AuthUser,
+    auth: Result<AuthUser, ApiError>,
     client: ClientInfo,
     ApiPath(id): ApiPath<String>,
-    ApiJson(req): ApiJson<UpdateUser>,
+    body: Result<ApiJson<UpdateUser>, ApiError>,
 ) -> ApiResult<Response> {
-    let actor = admin_id(&auth)?;
+    let (actor, req) = admin_with_body(auth, body)?;
     // An admin locking themselves out would leave nobody to undo it.
     if actor == id {
         let drops_admin = req
@@ -405,11 +421,11 @@ pub(crate) struct CreatedClient {
 )]
 pub(crate) async fn create_client(
     State(state): State<AppState>,
-    auth: AuthUser,
+    auth: Result<AuthUser, ApiError>,
     client: ClientInfo,
-    ApiJson(req): ApiJson<CreateClient>,
+    body: Result<ApiJson<CreateClient>, ApiError>,
 ) -> ApiResult<Response> {
-    let actor = admin_id(&auth)?;
+    let (actor, req) = admin_with_body(auth, body)?;
     let reg = clients::create(&state, &req.name, &req.roles, req.scope.as_deref()).await?;
     audit::record(
         &state,
