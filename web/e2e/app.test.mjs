@@ -87,6 +87,8 @@ async function shot(page, name) {
   await page.waitForLoadState('networkidle').catch(() => {});
   // Let fonts and the last render settle.
   await page.waitForTimeout(150);
+  // Transient notices would cover the page.
+  await page.evaluate(() => document.getElementById('toasts')?.replaceChildren());
   const path = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;

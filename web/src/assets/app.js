@@ -56,13 +56,12 @@ function renderChrome(path) {
   });
   const userLinks = Object.keys(routes).filter((p) => routes[p].nav && !routes[p].admin);
   const adminLinks = Object.keys(routes).filter((p) => routes[p].nav && routes[p].admin);
-  nav.replaceChildren(
-    h('div', { class: 'nav-group' }, userLinks.map(link)),
-    hasRole('admin')
-      ? h('div', { class: 'nav-group nav-admin', role: 'group', 'aria-label': 'Administration' },
-        h('span', { class: 'nav-label', 'aria-hidden': 'true', text: 'Admin' }), adminLinks.map(link))
-      : null,
-  );
+  const groups = [h('div', { class: 'nav-group' }, userLinks.map(link))];
+  if (hasRole('admin')) {
+    groups.push(h('div', { class: 'nav-group nav-admin', role: 'group', 'aria-label': 'Administration' },
+      h('span', { class: 'nav-label', 'aria-hidden': 'true', text: 'Admin' }), adminLinks.map(link)));
+  }
+  nav.replaceChildren(...groups);
   const out = h('button', { type: 'button', class: 'btn btn-small btn-ghost', text: 'Sign out', 'data-testid': 'sign-out' });
   out.addEventListener('click', async () => {
     out.disabled = true;

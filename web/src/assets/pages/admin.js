@@ -29,6 +29,15 @@ function table(caption, columns, rows) {
 
 function denied(container, err, retry) {
   if (err instanceof ApiError && err.status === 403) {
+    // Nothing on this page works without the role: leave only the heading and the reason.
+    const section = container.closest('section');
+    if (section) {
+      for (const el of section.children) {
+        if (el !== container && !el.classList.contains('page-head')) el.hidden = true;
+      }
+      section.querySelectorAll('.page-actions, .page-head .lead').forEach((el) => { el.hidden = true; });
+    }
+    container.className = 'denied';
     container.replaceChildren(h('div', { class: 'alert alert-error', role: 'alert', 'data-testid': 'admin-denied' },
       'You need the admin role to use this page. If it was removed recently, ask another administrator.'));
     return;
@@ -269,7 +278,7 @@ export function clientsPage() {
           h('div', { class: 'actions' }, done),
         ));
         secretBox.hidden = false;
-        secretBox.querySelector('input')?.focus();
+        secretBox.querySelectorAll('input')[1]?.focus();
         load();
       } catch (err) {
         createAlert.show(errorMessage(err, 'admin'));
@@ -368,7 +377,7 @@ export function keysPage() {
       return;
     }
     list.replaceChildren(table('Signing keys', ['Key ID', 'Algorithm', 'State', 'Created', 'Active from', 'Retires', 'Removed from JWKS'], keys.map((k) => [
-      h('span', { class: 'mono', text: k.kid }),
+      h('span', { class: 'mono kid', title: k.kid, text: k.kid }),
       h('span', { class: 'mono', text: k.alg || '—' }),
       h('span', { class: `badge badge-${k.state === 'active' ? 'ok' : k.state === 'pending' ? 'info' : 'muted'}`, text: STATE_LABEL[k.state] || k.state }),
       timeEl(k.created_at),
@@ -387,7 +396,7 @@ export function keysPage() {
 }
 
 const KNOWN_EVENTS = [
-  'login', 'login_failed', 'register', 'register_duplicate', 'setup', 'password_changed',
+  'login', 'login_failed', 'logout', 'logout_all', 'register', 'register_duplicate', 'setup', 'password_changed',
   'password_change_failed', 'session_revoked', 'refresh_reuse', 'token_revoked',
   'admin.user_created', 'admin.user_updated', 'admin.user_deleted',
   'admin.client_created', 'admin.client_deleted', 'admin.key_rotated',
@@ -419,9 +428,13 @@ export function auditPage() {
     setTimeout(() => { before = null; stack.length = 0; load(); }, 0);
   });
 
+  // Detail objects read as "key: value · key: value".
   const detailText = (d) => {
     if (d === null || d === undefined || d === '') return '';
     if (typeof d === 'string') return d;
+    if (typeof d === 'object' && !Array.isArray(d)) {
+      return Object.entries(d).map(([k, v]) => `${k.replaceAll('_', ' ')}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+    }
     try { return JSON.stringify(d); } catch { return String(d); }
   };
 
@@ -458,12 +471,12 @@ export function auditPage() {
       return h('span', { class: `badge ${bad ? 'badge-warn' : 'badge-muted'}`, text: e });
     };
     // Ids are long; show a prefix, the whole id as a tooltip, and filter by it on click.
-    const who = (id) => {
+    const who = (id, filterable) => {
       if (!id) return h('span', { class: 'muted', text: '—' });
       const text = String(id);
       const short = text.length > 13 ? `${text.slice(0, 8)}…` : text;
       // Only user ids (UUIDs) filter by user; client ids and token hashes are just shown.
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text)) {
+      if (!filterable || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text)) {
         return h('span', { class: 'mono small', title: text, text: short });
       }
       return h('button', {
@@ -475,8 +488,8 @@ export function auditPage() {
     list.replaceChildren(table('Audit events', ['Time', 'Event', 'Actor', 'Subject', 'IP', 'Detail'], events.map((e) => [
       timeEl(e.at),
       pill(String(e.event || '')),
-      who(e.actor),
-      who(e.subject),
+      who(e.actor, true),
+      who(e.subject, false),
       h('span', { class: 'mono small', text: e.ip || '—' }),
       h('span', { class: 'detail small', text: detailText(e.detail) }),
     ])), pager);
