@@ -165,7 +165,18 @@ async fn immediate_rotation_signs_at_once_and_keeps_the_old_key_published() {
 
 #[tokio::test]
 async fn restart_keeps_users_sessions_and_keys() {
-    let mut s = TestServer::start().await;
+    restart_keeps_state(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn restart_keeps_users_sessions_and_keys_postgres() {
+    restart_keeps_state(Engine::Postgres).await;
+}
+
+async fn restart_keeps_state(engine: Engine) {
+    let Some(mut s) = TestServer::start_with(engine, |_| {}).await else {
+        return;
+    };
     let l = s.new_user("keep@example.com").await;
     let (before, _) = fetch_jwks(&s).await;
     // The private key is sealed at rest, never stored in clear.
