@@ -227,14 +227,13 @@ pub async fn spawn(
     };
     let (shutdown, mut rx) = watch::channel(false);
     let background = tokio::spawn(background_tasks(state.clone(), shutdown.subscribe()));
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone());
+    let header_timeout = Duration::from_secs(state.config.request_timeout.max(1));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
-            .map_err(ServerError::Serve)
+        serve_connections(listener, app, header_timeout, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(Running {
         addr,
@@ -244,6 +243,74 @@ pub async fn spawn(
         server,
         background,
     })
+}
+
+/// The accept loop. Unlike `axum::serve`, it gives hyper a timer and a header read timeout,
+/// so a client that trickles its request head byte by byte (slowloris) is disconnected
+/// after `header_timeout` instead of holding a connection and a task forever; the
+/// per-request `TimeoutLayer` only starts once the head has been read. Each request gets
+/// the peer address as `ConnectInfo`, like `into_make_service_with_connect_info`.
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let (closing, _) = watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        while conns.try_join_next().is_some() {}
+        let svc =
+            app.clone()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req.map(axum::body::Body::new)
+                });
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let mut closing = closing.subscribe();
+        conns.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    // Graceful shutdown: no new connections; in-flight requests finish.
+    drop(listener);
+    let _ = closing.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// Binds `127.0.0.1:0` and starts a server for tests, with its own clock (advance it with
