@@ -25,6 +25,8 @@ const DANA = 'dana@example.com';
 let danaPassword = 'dana-first-password';
 const ERIN = 'erin@example.com';
 const ERIN_PASSWORD = 'erin-password-123';
+const FRANK = 'frank@example.com';
+const FRANK_PASSWORD = 'frank-password-456';
 
 const UA_LAPTOP = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const UA_PHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
@@ -463,6 +465,50 @@ describe('Tessera browser app', () => {
     assertNoProblems();
     await a.context.close();
     await b.context.close();
+  });
+
+  test('register (registration is open), then two tabs refresh at once and stay signed in', async () => {
+    const { context, page } = await device();
+    await page.goto(`${BASE}/login`);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await heading(page, 'Create your account');
+    await page.getByLabel('Email').fill(FRANK);
+    await page.getByLabel('Password', { exact: true }).fill(FRANK_PASSWORD);
+    await page.getByLabel('Confirm password').fill('not the same');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('alert').filter({ hasText: 'do not match' }).waitFor();
+    await page.getByLabel('Confirm password').fill(FRANK_PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.waitForURL(`${BASE}/profile`);
+    await page.getByTestId('profile-email').filter({ hasText: FRANK }).waitFor();
+
+    // A second tab of the same browser shares the refresh cookie.
+    const tab2 = await context.newPage();
+    await tab2.goto(`${BASE}/sessions`);
+    await tab2.locator('.session-current').waitFor();
+    // Both tabs restore from the same cookie at the same moment: the refresh is serialised
+    // across tabs (Web Locks) and the server's grace window covers any overlap.
+    await Promise.all([page.reload(), tab2.reload()]);
+    await page.getByTestId('profile-email').filter({ hasText: FRANK }).waitFor();
+    await tab2.locator('.session-current').waitFor();
+    // And their silent refresh timers (20 s tokens, restored at the same instant) fire together.
+    await Promise.all([page, tab2].map((p) => p.waitForResponse(
+      (r) => new URL(r.url()).pathname === '/auth/refresh', { timeout: 60_000 })));
+    for (const p of [page, tab2]) {
+      await p.reload();
+      await p.locator('h1').first().waitFor();
+      assert.ok(!p.url().includes('/login'), `tab still signed in (${p.url()})`);
+    }
+    // One device, one session.
+    await tab2.getByRole('button', { name: 'Refresh' }).click();
+    await tab2.waitForFunction(() => document.querySelectorAll('.session').length === 1);
+
+    // Signing out in one tab signs the other out too (BroadcastChannel, no token in it).
+    await signOut(page);
+    await tab2.waitForURL(/\/login/);
+    await heading(tab2, 'Sign in');
+    assertNoProblems();
+    await context.close();
   });
 
   test('screenshots: every page, desktop and phone width', async () => {
