@@ -553,6 +553,7 @@ describe('Tessera browser app', () => {
       await phone.page.locator('h1').first().waitFor();
       await phone.page.waitForLoadState('networkidle');
       await checkNoHorizontalScroll(phone.page, `${path} at 375px`);
+      await checkAccessible(phone.page, path);
       await shot(phone.page, `30-phone${path.replaceAll('/', '-')}`);
     }
     const anon = await device({ width: 375, height: 740, mobile: true });
