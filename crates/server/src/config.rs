@@ -127,6 +127,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Per-request timeout (until the response headers).
     pub request_timeout: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`,
+    /// comma-separated IPs). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -157,6 +160,7 @@ impl Default for Config {
             feed_token: None,
             body_limit: 64 * 1024,
             request_timeout: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -218,6 +222,7 @@ const OPTIONS: &[(&str, &str, Kind)] = &[
     ("feed_token", "TESSERA_FEED_TOKEN", Kind::Str),
     ("body_limit", "TESSERA_BODY_LIMIT", Kind::Int),
     ("request_timeout", "TESSERA_REQUEST_TIMEOUT", Kind::Int),
+    ("trusted_proxies", "TESSERA_TRUSTED_PROXIES", Kind::List),
 ];
 
 impl Config {
@@ -451,6 +456,10 @@ mod tests {
         assert!(Config::load_from(None, &env(&[("TESSERA_ALGORITHM", "none")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_ACCESS_TOKEN_TTL", "0")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_ISSUER", "ftp://x")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_TRUSTED_PROXIES", "nope")])).is_err());
+        let c =
+            Config::load_from(None, &env(&[("TESSERA_TRUSTED_PROXIES", "10.0.0.1, ::1")])).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -967,3 +967,34 @@ async fn cookie_endpoints_without_any_credentials_are_401() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
 }
+
+#[tokio::test]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    for trusted in [false, true] {
+        let s = TestServer::start_with(Engine::Sqlite, |c| {
+            if trusted {
+                c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            }
+        })
+        .await
+        .unwrap();
+        s.register("xff@example.com", PASSWORD).await;
+        let r = s
+            .http
+            .post(s.at("/auth/login"))
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+            .json(&json!({"email": "xff@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let l = login_from(r).await;
+        let list: Value = s
+            .get_bearer("/auth/sessions", &l.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let expected = if trusted { "203.0.113.7" } else { "127.0.0.1" };
+        assert_eq!(list["sessions"][0]["ip"], expected);
+    }
+}

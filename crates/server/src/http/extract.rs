@@ -2,7 +2,7 @@
 //! rejections become RFC 6749 errors, the client's IP and User-Agent, and the bearer-token
 //! extractor [`AuthUser`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -91,11 +91,15 @@ where
     }
 }
 
-/// Who is calling from where: the peer IP (no proxy headers are trusted) and the
-/// User-Agent (truncated). Never fails.
+/// Who is calling from where: the client IP and the User-Agent (truncated). Never fails.
+///
+/// The IP is the TCP peer, unless the peer is one of the configured `trusted_proxies`: then
+/// `X-Forwarded-For` is read from the right, skipping trusted proxies, and the first other
+/// address is the client (entries further left were written by the client and prove
+/// nothing).
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    /// Peer IP address, when known.
+    /// Client IP address, when known.
     pub ip: Option<String>,
     /// User-Agent, at most 256 characters.
     pub user_agent: Option<String>,
@@ -108,14 +112,42 @@ impl ClientInfo {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+/// The client address behind `peer`, given the trusted proxies and the forwarded-for chain.
+pub fn client_ip(peer: IpAddr, trusted: &[IpAddr], headers: &axum::http::HeaderMap) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let chain: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in chain.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // A malformed hop: stop believing the chain at this point.
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| {
+                client_ip(addr.ip(), &state.config.trusted_proxies, &parts.headers).to_string()
+            });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -178,5 +210,36 @@ pub fn require_role(auth: &AuthUser, role: &str) -> Result<(), ApiError> {
         Err(ApiError::insufficient_scope(format!(
             "Requires role {role}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.1".parse().unwrap(),
+        );
+        // Untrusted peer: the header is ignored.
+        let peer: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(client_ip(peer, &[proxy], &h), peer);
+        // Trusted peer: rightmost untrusted hop.
+        assert_eq!(
+            client_ip(proxy, &[proxy], &h),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        // Garbage in the chain: fall back to the peer.
+        h.insert("x-forwarded-for", "1.2.3.4, junk".parse().unwrap());
+        assert_eq!(client_ip(proxy, &[proxy], &h), proxy);
+        // No header.
+        assert_eq!(
+            client_ip(proxy, &[proxy], &axum::http::HeaderMap::new()),
+            proxy
+        );
     }
 }
