@@ -1,0 +1,277 @@
+//! Crash consistency: the real `tessera` binary under login/refresh/logout load is killed
+//! with SIGKILL mid-load and restarted on the same data directory (SQLite). Every answer the
+//! clients received before the crash must still hold afterwards:
+//!
+//! - a logout that returned 204 stays done: that session's refresh token is refused;
+//! - a refresh that returned 200 is durable: the refresh token it returned works (once);
+//! - no signing key is lost: access tokens issued before the crash still name a published
+//!   `kid` and are still accepted.
+//!
+//! Sessions with a request in flight at the moment of the kill are left out: the client never
+//! learnt their outcome.
+// Test support: a failed setup step must fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn start(data: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+        .env("TESSERA_ISSUER", "http://tessera.test")
+        .env("TESSERA_DATA_DIR", data)
+        .env_remove("TESSERA_DATABASE_URL")
+        .env("TESSERA_THROTTLE_REGISTER_FREE", "100000")
+        .env("TESSERA_COOKIE_SECURE", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("tessera did not become ready at {base}");
+}
+
+/// What the clients know for sure about one session.
+#[derive(Debug, Clone)]
+struct Known {
+    /// The refresh token most recently returned with a 200 (or from the login).
+    refresh: String,
+    access: String,
+    kid: String,
+    /// Logout answered 204.
+    logged_out: bool,
+    /// A request was in flight when the server died.
+    uncertain: bool,
+}
+
+async fn refresh(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/oauth/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let h = token.split('.').next().unwrap();
+    let v: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .unwrap(),
+    )
+    .unwrap();
+    v["kid"].as_str().unwrap().to_string()
+}
+
+/// One client: logs in natively, refreshes a few times, logs out every other session.
+/// Records each outcome it received; a session whose request was in flight when the server
+/// died is marked uncertain (the client never learnt what happened) and left out.
+async fn client_loop(base: String, email: String, known: Arc<Mutex<Vec<Known>>>) {
+    let http = reqwest::Client::new();
+    for round in 0.. {
+        let Ok(r) = http
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD, "native": true}))
+            .send()
+            .await
+        else {
+            return;
+        };
+        if !r.status().is_success() {
+            return;
+        }
+        let Ok(body) = r.json::<Value>().await else {
+            return;
+        };
+        let access = body["access_token"].as_str().unwrap().to_string();
+        let idx = {
+            let mut g = known.lock().unwrap();
+            g.push(Known {
+                refresh: body["refresh_token"].as_str().unwrap().to_string(),
+                kid: kid_of(&access),
+                access,
+                logged_out: false,
+                uncertain: false,
+            });
+            g.len() - 1
+        };
+        let current = |known: &Arc<Mutex<Vec<Known>>>| known.lock().unwrap()[idx].clone();
+        let uncertain =
+            |known: &Arc<Mutex<Vec<Known>>>| known.lock().unwrap()[idx].uncertain = true;
+        for _ in 0..4 {
+            let k = current(&known);
+            let body = match refresh(&http, &base, &k.refresh).await {
+                Ok(r) => {
+                    assert_eq!(r.status(), 200, "refresh refused before the crash");
+                    r.json::<Value>().await
+                }
+                Err(e) => Err(e),
+            };
+            let Ok(body) = body else {
+                uncertain(&known);
+                return;
+            };
+            let mut g = known.lock().unwrap();
+            let k = &mut g[idx];
+            k.refresh = body["refresh_token"].as_str().unwrap().to_string();
+            k.access = body["access_token"].as_str().unwrap().to_string();
+            k.kid = kid_of(&k.access);
+        }
+        if round % 2 == 0 {
+            let k = current(&known);
+            match http
+                .post(format!("{base}/auth/logout"))
+                .bearer_auth(&k.access)
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    assert_eq!(r.status(), 204);
+                    known.lock().unwrap()[idx].logged_out = true;
+                }
+                Err(_) => {
+                    uncertain(&known);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_load_loses_no_acknowledged_logout_refresh_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = start(&data, port);
+    wait_ready(&http, &base).await;
+    let users: Vec<String> = (0..4).map(|i| format!("load{i}@example.com")).collect();
+    for email in &users {
+        let r = http
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let known = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|e| tokio::spawn(client_loop(base.clone(), e.clone(), known.clone())))
+        .collect();
+    // Let the load run, then SIGKILL (Child::kill is SIGKILL on Unix) while it is running.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while known.lock().unwrap().len() < 16 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let known: Vec<Known> = known
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| !k.uncertain)
+        .cloned()
+        .collect();
+    let revoked = known.iter().filter(|k| k.logged_out).count();
+    let live = known.len() - revoked;
+    assert!(
+        revoked >= 3 && live >= 3,
+        "too little load: {revoked} logged out, {live} live"
+    );
+
+    let mut child = start(&data, port);
+    wait_ready(&http, &base).await;
+    let jwks: Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: HashSet<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    let mut failures = Vec::new();
+    for k in &known {
+        if !published.contains(&k.kid) {
+            failures.push(format!("kid {} lost", k.kid));
+        }
+        let r = refresh(&http, &base, &k.refresh).await.unwrap();
+        let status = r.status().as_u16();
+        if k.logged_out {
+            if status == 200 {
+                failures.push("a logged-out session's refresh token works again".into());
+            }
+            let me = http
+                .get(format!("{base}/auth/me"))
+                .bearer_auth(&k.access)
+                .send()
+                .await
+                .unwrap();
+            if me.status() != 401 {
+                failures.push(format!("logged-out access token -> {}", me.status()));
+            }
+        } else {
+            if status != 200 {
+                failures.push(format!("acknowledged refresh lost: {status}"));
+            }
+            let me = http
+                .get(format!("{base}/auth/me"))
+                .bearer_auth(&k.access)
+                .send()
+                .await
+                .unwrap();
+            if me.status() != 200 {
+                failures.push(format!("pre-crash access token -> {}", me.status()));
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} sessions inconsistent after kill -9:\n{}",
+        failures.len(),
+        known.len(),
+        failures.join("\n")
+    );
+}
