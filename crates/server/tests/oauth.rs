@@ -357,6 +357,19 @@ async fn refresh_grant_first_party_and_confidential(engine: Engine) {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     let third: Value = r.json().await.unwrap();
+    // Some libraries send the public client as HTTP Basic with an empty password.
+    let r = form(
+        &s,
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", third["refresh_token"].as_str().unwrap()),
+        ],
+        Some(("tessera", "")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let third: Value = r.json().await.unwrap();
 
     // A confidential client may not redeem a first-party token (and does not burn it).
     let other = client(&s, "", &[]).await;

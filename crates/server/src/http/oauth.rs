@@ -159,6 +159,10 @@ fn presented(
                         "client_id does not match the authenticated client",
                     ));
                 }
+                // Some libraries send a public client as Basic with an empty password.
+                if secret.is_empty() && clients::is_first_party(&id) {
+                    return Ok(Presented::Public(id));
+                }
                 Ok(Presented::Secret {
                     id,
                     secret,
