@@ -72,7 +72,16 @@ pub struct KeyManager {
     /// Serializes rotations in this process (the background task and an admin request must
     /// not both start one).
     rotating: tokio::sync::Mutex<()>,
+    /// Random id of this instance, the holder name of the scheduled-rotation lease.
+    node_id: String,
 }
+
+/// Name of the store lease that admits one node to a scheduled rotation.
+const ROTATION_LEASE: &str = "key-rotation";
+/// How long the rotation lease is held: far longer than a rotation takes, far shorter than
+/// the rotation interval, so every node has reloaded (and sees the new pending key) long
+/// before the lease could be taken again.
+const ROTATION_LEASE_SECS: i64 = 60;
 
 impl std::fmt::Debug for KeyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +125,7 @@ impl KeyManager {
             loaded: RwLock::new(Arc::new(Loaded::default())),
             rotations: std::sync::atomic::AtomicU64::new(0),
             rotating: tokio::sync::Mutex::new(()),
+            node_id: crypto::random_token()?,
         };
         km.reload().await?;
         let now = km.clock.now();
@@ -323,17 +333,36 @@ impl KeyManager {
         Ok(kid)
     }
 
+    /// Whether a scheduled rotation is due at `now` by the loaded keys: rotation is enabled,
+    /// no key is pending, and the newest key activated at least one interval ago.
+    fn rotation_due(&self, now: i64) -> bool {
+        if self.rotation_interval <= 0 {
+            return false;
+        }
+        let loaded = self.read();
+        let pending = loaded.keys.iter().any(|k| k.record.activate_at > now);
+        let newest_activation = loaded.keys.iter().map(|k| k.record.activate_at).max();
+        !pending && newest_activation.is_some_and(|a| a + self.rotation_interval <= now)
+    }
+
     /// Periodic upkeep: reload, start a staged rotation when the active key is older than the
-    /// rotation interval (and none is pending), prune keys past `remove_at`.
+    /// rotation interval (and none is pending; with several nodes, only the one that wins the
+    /// store's rotation lease), prune keys past `remove_at`.
     pub async fn maintain(&self) -> DomainResult<()> {
         let _guard = self.rotating.lock().await;
         self.reload().await?;
         let now = self.clock.now();
-        if self.rotation_interval > 0 {
-            let loaded = self.read();
-            let pending = loaded.keys.iter().any(|k| k.record.activate_at > now);
-            let newest_activation = loaded.keys.iter().map(|k| k.record.activate_at).max();
-            if !pending && newest_activation.is_some_and(|a| a + self.rotation_interval <= now) {
+        // Several nodes may share the store and all run this: only the holder of the
+        // rotation lease rotates, and it reloads after winning the lease, because another
+        // node may have rotated between our reload and the lease (then nothing is due).
+        if self.rotation_due(now)
+            && self
+                .store
+                .try_lease(ROTATION_LEASE, &self.node_id, now, ROTATION_LEASE_SECS)
+                .await?
+        {
+            self.reload().await?;
+            if self.rotation_due(now) {
                 let kid = self.insert_new(now + self.jwks_max_age).await?;
                 tracing::info!(kid = %kid, "automatic key rotation: new key published");
             }

@@ -1,0 +1,552 @@
+//! Several `tessera serve` nodes on one PostgreSQL database (DESIGN §2, "Scaling out").
+//!
+//! Every test starts TWO in-process servers on different loopback ports, each with its own
+//! `AppState`, key manager and connection pool, on the same fresh PostgreSQL schema and the
+//! same master key (copied into the second node's own data directory, the way an operator
+//! distributes it). The nodes share nothing else: whatever one node learns from the other
+//! travels through PostgreSQL (rows, and LISTEN/NOTIFY for revocations and key changes).
+//!
+//! Skipped with a loud line when PostgreSQL is unreachable; failed when
+//! `TESSERA_REQUIRE_POSTGRES=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[macro_use]
+mod support;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use common::*;
+use futures_util::{Stream, StreamExt};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use support::{admin, client};
+use tempfile::TempDir;
+use tessera_server::{Config, Running};
+
+/// One node's HTTP endpoint.
+#[derive(Clone)]
+struct Ep {
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+}
+
+impl Ep {
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.http
+            .post(self.at(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/auth/login", json!({"email": email, "password": password}))
+            .await
+    }
+
+    async fn refresh(&self, refresh: &str) -> Response {
+        self.http
+            .post(self.at("/auth/refresh"))
+            .headers(cookie_headers(&self.cookie, refresh))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn logout(&self, access: &str) -> Response {
+        self.http
+            .post(self.at("/auth/logout"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn jwks_kids(&self) -> Vec<String> {
+        let v: Value = self
+            .http
+            .get(self.at("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Two nodes on one PostgreSQL schema. `one` is the harness's server (it owns the schema);
+/// `two` is a second server started from the same configuration, with the same clock.
+struct Cluster {
+    one: TestServer,
+    two: Option<Running>,
+    _dir2: TempDir,
+}
+
+impl Cluster {
+    /// Starts both nodes; `None` when PostgreSQL is unreachable (skipped).
+    async fn start(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let one = TestServer::start_with(Engine::Postgres, tweak).await?;
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut config = one.config.clone();
+        config.data_dir = dir2.path().join("data");
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        // The shared secret of a deployment: every node needs the same master key (it
+        // decrypts the signing keys and derives the refresh-token successor key).
+        std::fs::copy(one.config.master_key_path(), config.master_key_path()).unwrap();
+        let two = start_node(config, &one).await;
+        Some(Self {
+            one,
+            two: Some(two),
+            _dir2: dir2,
+        })
+    }
+
+    fn two(&self) -> &Running {
+        self.two.as_ref().unwrap()
+    }
+
+    /// The endpoint of node `i` (0 or 1).
+    fn ep(&self, i: usize) -> Ep {
+        let url = if i % 2 == 0 {
+            self.one.url.clone()
+        } else {
+            self.two().url()
+        };
+        Ep {
+            http: self.one.http.clone(),
+            url,
+            cookie: self.one.config.cookie_name.clone(),
+        }
+    }
+}
+
+/// Starts a further node from `config`, sharing `one`'s clock.
+async fn start_node(config: Config, one: &TestServer) -> Running {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    tessera_server::spawn(config, one.clock.clone(), listener)
+        .await
+        .unwrap()
+}
+
+fn kid_of(token: &str) -> String {
+    let part = token.split('.').next().unwrap();
+    let h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
+    h["kid"].as_str().unwrap().to_string()
+}
+
+/// Polls `check` every 10 ms until it holds or `within` passed; returns the time it took.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---- sessions across nodes ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_on_one_node_refresh_on_the_other() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let l = c.one.new_user("a@example.com").await;
+    let (n1, n2) = (c.ep(0), c.ep(1));
+
+    // Node 2 accepts node 1's access token and rotates its refresh token.
+    assert_eq!(
+        n2.get_bearer("/auth/me", &l.access).await.status(),
+        StatusCode::OK
+    );
+    let r = n2.refresh(&l.refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r1 = login_from(r).await;
+    assert_eq!(r1.session_id, l.session_id);
+    assert_eq!(
+        n1.get_bearer("/auth/me", &r1.access).await.status(),
+        StatusCode::OK
+    );
+
+    // A retry of the old token on node 1 inside the grace window: the same successor (the
+    // successor key comes from the shared master key).
+    let again = n1.refresh(&l.refresh).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(login_from(again).await.refresh, r1.refresh);
+
+    // The successor works on node 1; then, after the grace window, the original is reuse
+    // on node 2, which ends the session for both nodes.
+    let r2 = login_from(n1.refresh(&r1.refresh).await).await;
+    c.one.advance(11);
+    assert_eq!(
+        n2.refresh(&l.refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for ep in [&n1, &n2] {
+        assert_eq!(
+            ep.get_bearer("/auth/me", &r2.access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            ep.refresh(&r2.refresh).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(c.one.audit("refresh_reuse").await.len(), 1);
+}
+
+/// A minimal Server-Sent Events reader (WHATWG HTML §9.2.6): `(event, data)` pairs.
+struct Sse {
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(ep: &Ep, reader: &(String, String)) -> Self {
+        let r = ep
+            .http
+            .get(ep.at("/revocations/stream"))
+            .basic_auth(&reader.0, Some(&reader.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        Self {
+            body: Box::pin(r.bytes_stream().map(|c| c.map(|b| b.to_vec()))),
+            buf: String::new(),
+        }
+    }
+
+    /// The next named event, or `None` when none arrives before `deadline`.
+    async fn next(&mut self, deadline: Instant) -> Option<(String, Value)> {
+        loop {
+            while let Some(pos) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..pos + 2).collect();
+                let mut event = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if let Some(event) = event {
+                    return Some((event, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Ok(_) => panic!("stream ended"),
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_on_node_two_reaches_node_ones_feed_within_a_second() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let reader = client(&c.one, "revocations:read", &[]).await;
+    let (n1, n2) = (c.ep(0), c.ep(1));
+    let mut sse = Sse::open(&n1, &reader).await;
+    let (first, _) = sse
+        .next(Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first, "snapshot");
+
+    for i in 0..3 {
+        let l = c.one.new_user(&format!("u{i}@example.com")).await;
+        let start = Instant::now();
+        assert_eq!(n2.logout(&l.access).await.status(), StatusCode::NO_CONTENT);
+        let (event, data) = sse
+            .next(start + Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|| panic!("node 1's feed did not show node 2's logout within 1 s"));
+        assert_eq!(event, "revocation");
+        assert_eq!(data["kind"], "session");
+        assert_eq!(data["subject"], l.session_id.as_str());
+        // And node 1 refuses the token at once (it reads the store, not a cache).
+        assert_eq!(
+            n1.get_bearer("/auth/me", &l.access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+// ---- keys -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_on_node_one_is_published_and_used_by_node_two() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let (n1, n2) = (c.ep(0), c.ep(1));
+    let adm = admin(&c.one).await;
+    c.one.register("k@example.com", PASSWORD).await;
+    let before = n2.login("k@example.com", PASSWORD).await;
+    let old_kid = kid_of(&login_from(before).await.access);
+
+    // Immediate rotation (admin API) on node 1.
+    let r = n1
+        .http
+        .post(n1.at("/admin/keys/rotate"))
+        .bearer_auth(&adm.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let new_kid = r.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_kid, old_kid);
+    let took = eventually(Duration::from_secs(1), || {
+        let n2 = n2.clone();
+        let kid = new_kid.clone();
+        async move { n2.jwks_kids().await.contains(&kid) }
+    })
+    .await
+    .expect("node 2's JWKS shows node 1's new key within 1 s (LISTEN/NOTIFY)");
+    eprintln!("new key visible on node 2 after {took:?}");
+    let l = login_from(n2.login("k@example.com", PASSWORD).await).await;
+    assert_eq!(kid_of(&l.access), new_kid, "node 2 signs with the new key");
+    assert!(
+        n2.jwks_kids().await.contains(&old_kid),
+        "the old key stays published"
+    );
+    assert_eq!(
+        n1.get_bearer("/auth/me", &l.access).await.status(),
+        StatusCode::OK
+    );
+
+    // Staged rotation on node 1: node 2 publishes the pending key at once, signs with it
+    // the moment it activates (shared clock), with no further notice needed.
+    let staged = c.one.state().keys.rotate_staged().await.unwrap();
+    eventually(Duration::from_secs(1), || {
+        let n2 = n2.clone();
+        let kid = staged.clone();
+        async move { n2.jwks_kids().await.contains(&kid) }
+    })
+    .await
+    .expect("node 2 publishes the pending key within 1 s");
+    let l = login_from(n2.login("k@example.com", PASSWORD).await).await;
+    assert_eq!(kid_of(&l.access), new_kid, "pending keys do not sign yet");
+    c.one.advance(c.one.config.jwks_max_age);
+    let l = login_from(n2.login("k@example.com", PASSWORD).await).await;
+    assert_eq!(
+        kid_of(&l.access),
+        staged,
+        "node 2 signs with it once active"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_node_performs_a_scheduled_rotation() {
+    let interval = 3_600;
+    let Some(c) = Cluster::start(|cfg| cfg.key_rotation_interval = interval).await else {
+        return;
+    };
+    let store = c.one.state().store.clone();
+    let start = store.list_keys().await.unwrap().len();
+    assert_eq!(start, 1);
+    let (k1, k2) = (&c.one.state().keys, &c.two().state.keys);
+    for round in 1..=5 {
+        // Due on both nodes at the same moment; both run their upkeep concurrently (their
+        // background tasks may run it too).
+        c.one.advance(interval + c.one.config.jwks_max_age + 1);
+        let round_start = c.one.now();
+        let (a, b) = tokio::join!(k1.maintain(), k2.maintain());
+        a.unwrap();
+        b.unwrap();
+        let (a, b) = tokio::join!(k1.maintain(), k2.maintain());
+        a.unwrap();
+        b.unwrap();
+        let keys = store.list_keys().await.unwrap();
+        let created = keys.iter().filter(|k| k.created_at >= round_start).count();
+        assert_eq!(
+            created, 1,
+            "round {round}: exactly one new key (no second rotation)"
+        );
+        let pending = keys.iter().filter(|k| k.activate_at > c.one.now()).count();
+        assert_eq!(pending, 1, "round {round}: one pending key");
+    }
+}
+
+// ---- throttling -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_on_one_node_count_on_the_other() {
+    let Some(c) = Cluster::start(|cfg| cfg.throttle_account_free = 2).await else {
+        return;
+    };
+    let (n1, n2) = (c.ep(0), c.ep(1));
+    c.one.register("bf@example.com", PASSWORD).await;
+    // Two failures on node 1 and one on node 2: three in the window, one over the free
+    // allowance. Separate counters per node would have locked nothing.
+    for ep in [&n1, &n1, &n2] {
+        assert_eq!(
+            ep.login("bf@example.com", "wrong password!").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = n1.login("bf@example.com", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "node 1 knows of node 2's failure"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    // Once the lock has passed, the right password works on either node and clears the
+    // shared counter.
+    c.one.advance(2);
+    assert_eq!(
+        n2.login("bf@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let t = c
+        .two()
+        .state
+        .store
+        .throttle_get("acct:bf@example.com")
+        .await
+        .unwrap();
+    assert!(t.is_none(), "success on node 2 cleared the shared counter");
+}
+
+// ---- races ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_simultaneous_refreshes_over_two_nodes_yield_one_successor() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let l = c.one.new_user("race@example.com").await;
+    let eps = [c.ep(0), c.ep(1)];
+    let futs = (0..50).map(|i| {
+        let ep = eps[i % 2].clone();
+        let token = l.refresh.clone();
+        async move { ep.refresh(&token).await }
+    });
+    let results = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::future::join_all(futs),
+    )
+    .await
+    .expect("no deadlock: every refresh answers");
+    let mut successors = std::collections::BTreeSet::new();
+    for r in results {
+        assert_eq!(r.status(), StatusCode::OK);
+        successors.insert(login_from(r).await.refresh);
+    }
+    assert_eq!(successors.len(), 1, "one and the same successor everywhere");
+    let successor = successors.into_iter().next().unwrap();
+    assert_ne!(successor, l.refresh);
+    assert!(c.one.audit("refresh_reuse").await.is_empty());
+    // One chain: the successor rotates normally, the session is still the one session.
+    let next = eps[1].refresh(&successor).await;
+    assert_eq!(next.status(), StatusCode::OK);
+    let next = login_from(next).await;
+    assert_eq!(next.session_id, l.session_id);
+    let store = &c.one.state().store;
+    let user = store
+        .user_by_email("race@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .live_sessions(&user.id, c.one.now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logout_racing_a_refresh_on_the_other_node_ends_revoked() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let (n1, n2) = (c.ep(0), c.ep(1));
+    c.one.register("lr@example.com", PASSWORD).await;
+    let store = c.one.state().store.clone();
+    let mut refreshed = 0;
+    for round in 0..8 {
+        let l = login_from(n1.login("lr@example.com", PASSWORD).await).await;
+        // Alternate which node gets which request.
+        let (re, lo) = if round % 2 == 0 {
+            (&n1, &n2)
+        } else {
+            (&n2, &n1)
+        };
+        let (r, out) = tokio::join!(re.refresh(&l.refresh), lo.logout(&l.access));
+        assert_eq!(out.status(), StatusCode::NO_CONTENT, "round {round}");
+        let s = store.session_by_id(&l.session_id).await.unwrap().unwrap();
+        assert!(s.revoked_at.is_some(), "round {round}: session revoked");
+        match r.status() {
+            StatusCode::OK => {
+                refreshed += 1;
+                let r = login_from(r).await;
+                for ep in [&n1, &n2] {
+                    assert_eq!(
+                        ep.refresh(&r.refresh).await.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "round {round}: the successor dies with the session"
+                    );
+                    assert_eq!(
+                        ep.get_bearer("/auth/me", &r.access).await.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "round {round}: so does its access token"
+                    );
+                }
+            }
+            StatusCode::UNAUTHORIZED => {}
+            other => panic!("round {round}: refresh answered {other}"),
+        }
+    }
+    eprintln!("refresh won the race in {refreshed} of 8 rounds");
+}
