@@ -162,7 +162,7 @@ export function sessionsPage() {
       h('div', { class: `device-icon${ua.mobile ? ' device-mobile' : ''}`, 'aria-hidden': 'true' }),
       h('div', { class: 'session-main' },
         h('p', { class: 'session-title' },
-          h('span', { class: 'session-device', text: ua.label }),
+          h('span', { class: 'session-device', title: s.user_agent || null, text: ua.label }),
           s.current ? h('span', { class: 'badge badge-current', text: 'This device' }) : null,
         ),
         h('dl', { class: 'session-meta' },
