@@ -875,7 +875,10 @@ async fn introspection_reflects_every_revocation(engine: Engine) {
 
 async fn oauth2_crate_drives_refresh_and_client_credentials(engine: Engine) {
     use oauth2::basic::BasicClient;
-    use oauth2::{ClientId, ClientSecret, RefreshToken, Scope, TokenResponse, TokenUrl};
+    use oauth2::{
+        ClientId, ClientSecret, IntrospectionUrl, RefreshToken, Scope, TokenIntrospectionResponse,
+        TokenResponse, TokenUrl,
+    };
 
     let Some(s) = server(engine).await else {
         return;
@@ -908,6 +911,31 @@ async fn oauth2_crate_drives_refresh_and_client_credentials(engine: Engine) {
     .await;
     assert_eq!(v["active"], true);
     assert_eq!(v["scope"], "revocations:read");
+    // The same library introspects it (RFC 7662), before and after a revocation.
+    let svc = svc.set_introspection_url(IntrospectionUrl::new(s.at("/oauth/introspect")).unwrap());
+    let info = svc
+        .introspect(tok.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(info.active());
+    assert_eq!(info.sub(), Some(id.as_str()));
+    // (The library refuses a plain-http revocation URL, as RFC 7009 §2 requires TLS; the
+    // revocation itself is covered by `revoke_access_and_refresh_tokens`.)
+    let r = form(
+        &s,
+        "/oauth/revoke",
+        &[("token", tok.access_token().secret())],
+        Some((&id, &secret)),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let info = svc
+        .introspect(tok.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(!info.active());
     // The library surfaces RFC 6749 errors as typed server responses.
     let err = svc
         .exchange_client_credentials()
