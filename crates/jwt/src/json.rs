@@ -60,21 +60,31 @@ struct Scanner<'a> {
     max_depth: usize,
 }
 
-/// Member names seen in one object: the first few inline (no allocation for the objects of
-/// real tokens), then a hash set so that an object full of members stays linear.
+/// Member names seen in one object. Names borrowed from the input (the normal case) sit in a
+/// small inline array that needs no allocation and no drop; names with escapes go to a vector;
+/// wide objects switch to a hash set so that a token full of members stays linear.
 pub(crate) struct Names<'a> {
-    small: [Cow<'a, str>; INLINE_NAMES],
+    small: [&'a str; INLINE_NAMES],
     len: usize,
+    owned: Vec<String>,
     big: Option<HashSet<Cow<'a, str>>>,
 }
 
 const INLINE_NAMES: usize = 16;
 
+/// String equality that settles most mismatches of short claim names on the first byte,
+/// before calling memcmp.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
 impl<'a> Names<'a> {
     pub(crate) fn new() -> Self {
         Names {
-            small: std::array::from_fn(|_| Cow::Borrowed("")),
+            small: [""; INLINE_NAMES],
             len: 0,
+            owned: Vec::new(),
             big: None,
         }
     }
@@ -84,17 +94,28 @@ impl<'a> Names<'a> {
         if let Some(set) = &mut self.big {
             return set.insert(name);
         }
-        if self.small[..self.len].contains(&name) {
+        let n: &str = &name;
+        if self.small[..self.len].iter().any(|s| same(s, n))
+            || self.owned.iter().any(|s| same(s, n))
+        {
             return false;
         }
-        if self.len < INLINE_NAMES {
-            self.small[self.len] = name;
-            self.len += 1;
-        } else {
-            let mut set: HashSet<Cow<'a, str>> =
-                self.small.iter_mut().map(std::mem::take).collect();
+        if self.len + self.owned.len() >= INLINE_NAMES {
+            let mut set: HashSet<Cow<'a, str>> = self.small[..self.len]
+                .iter()
+                .map(|s| Cow::Borrowed(*s))
+                .chain(self.owned.drain(..).map(Cow::Owned))
+                .collect();
             set.insert(name);
             self.big = Some(set);
+            return true;
+        }
+        match name {
+            Cow::Borrowed(s) => {
+                self.small[self.len] = s;
+                self.len += 1;
+            }
+            Cow::Owned(s) => self.owned.push(s),
         }
         true
     }

@@ -116,9 +116,11 @@ pub(crate) fn b64_decode(s: &str, part: Part) -> Result<Vec<u8>, Error> {
 /// Decodes and parses the protected header. Rejects `none` in any spelling, unknown
 /// algorithms, `crit`, key-carrying parameters and duplicate members.
 pub(crate) fn parse_header(b64: &str) -> Result<Header, Error> {
-    let mut stack = [0u8; 768];
+    // Small headers decode on the stack; the buffer is kept small because it is zeroed on
+    // every call.
+    let mut stack = [0u8; 256];
     let heap;
-    let bytes: &[u8] = if b64.len() <= 1024 {
+    let bytes: &[u8] = if b64.len() <= 340 {
         let n = URL_SAFE_NO_PAD
             .decode_slice(b64, &mut stack)
             .map_err(|_| Error::InvalidBase64(Part::Header))?;
@@ -219,14 +221,23 @@ pub(crate) fn check_alg(header: &Header, key: &VerifyingKey) -> Result<(), Error
 /// Decodes the signature segment and checks it over the signing input.
 #[inline]
 pub(crate) fn check_signature(c: &Compact<'_>, key: &VerifyingKey) -> Result<(), Error> {
-    let mut buf = [0u8; MAX_SIGNATURE_LEN + 8];
     if c.signature.len() > (MAX_SIGNATURE_LEN * 4).div_ceil(3) {
         return Err(Error::InvalidSignature);
     }
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(c.signature, &mut buf)
-        .map_err(|_| Error::InvalidBase64(Part::Signature))?;
-    if key.verify_raw(c.signing_input.as_bytes(), &buf[..n]) {
+    // HMAC, ECDSA and Ed25519 signatures (at most 96 bytes) decode on the stack; RSA ones
+    // (256 bytes and up) on the heap, where the allocation is noise next to the RSA operation.
+    let mut stack = [0u8; 100];
+    let heap;
+    let sig: &[u8] = if c.signature.len() <= 128 {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(c.signature, &mut stack)
+            .map_err(|_| Error::InvalidBase64(Part::Signature))?;
+        &stack[..n]
+    } else {
+        heap = b64_decode(c.signature, Part::Signature)?;
+        &heap
+    };
+    if key.verify_raw(c.signing_input.as_bytes(), sig) {
         Ok(())
     } else {
         Err(Error::InvalidSignature)

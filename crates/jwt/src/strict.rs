@@ -120,6 +120,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for TopVisitor<'_, T> {
             map,
             ctx: self.ctx,
             names: Names::new(),
+            seen: 0,
             registered: RegisteredClaims::default(),
             required_custom: self.required_custom,
             custom_present: vec![false; self.required_custom.len()],
@@ -146,6 +147,8 @@ struct Top<'c, 'de, A> {
     map: A,
     ctx: &'c Ctx,
     names: Names<'de>,
+    /// Registered claim names seen so far, one bit each.
+    seen: u8,
     registered: RegisteredClaims,
     required_custom: &'c [String],
     custom_present: Vec<bool>,
@@ -184,7 +187,26 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for RestMap<'_, '_, 'de, A> {
                 top.done = true;
                 return Ok(None);
             };
-            if !top.names.insert(key.clone()) {
+            // Registered names are tracked in a bit set, the others in `names`: a repeat of
+            // either is a duplicate.
+            let bit = match &*key {
+                "iss" => 1,
+                "sub" => 2,
+                "aud" => 4,
+                "exp" => 8,
+                "nbf" => 16,
+                "iat" => 32,
+                "jti" => 64,
+                _ => 0,
+            };
+            let fresh = if bit != 0 {
+                let fresh = top.seen & bit == 0;
+                top.seen |= bit;
+                fresh
+            } else {
+                top.names.insert(key.clone())
+            };
+            if !fresh {
                 return Err(top.ctx.fail(Error::DuplicateMember {
                     part: Part::Payload,
                     name: truncate(&key),
