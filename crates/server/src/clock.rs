@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset: Arc<AtomicI64>,
+    /// When set, time stands still (tests): `now()` is the offset alone.
+    frozen: bool,
 }
 
 impl Clock {
@@ -23,8 +25,20 @@ impl Clock {
         Self::default()
     }
 
-    /// Current time in Unix seconds (system time + offset).
+    /// A clock that stands still at `t` until [`Clock::advance`] moves it (tests that need
+    /// two events in exactly the same second).
+    pub fn frozen_at(t: i64) -> Self {
+        Self {
+            offset: Arc::new(AtomicI64::new(t)),
+            frozen: true,
+        }
+    }
+
+    /// Current time in Unix seconds (system time + offset, or the frozen time).
     pub fn now(&self) -> i64 {
+        if self.frozen {
+            return self.offset.load(Ordering::SeqCst);
+        }
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -37,7 +51,7 @@ impl Clock {
         self.offset.fetch_add(secs, Ordering::SeqCst);
     }
 
-    /// The current offset from the system time, in seconds.
+    /// The current offset from the system time (the time itself when frozen), in seconds.
     pub fn offset(&self) -> i64 {
         self.offset.load(Ordering::SeqCst)
     }

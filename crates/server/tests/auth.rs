@@ -491,7 +491,8 @@ async fn logout_all_and_session_management() {
 
 #[tokio::test]
 async fn password_change_cuts_off_older_tokens_exactly() {
-    let s = TestServer::start().await;
+    // Time stands still: the old tokens and the change share one second.
+    let s = TestServer::start_frozen().await;
     let a = s.new_user("p@example.com").await;
     let b = s.login("p@example.com", PASSWORD).await;
     let change = |current: &str, new: &str, token: &str| {
@@ -524,7 +525,7 @@ async fn password_change_cuts_off_older_tokens_exactly() {
         .unwrap();
     let cutoff = user.token_cutoff.unwrap();
     // Old tokens, including any issued in the cutoff's own second, are rejected...
-    assert!(payload(&a.access)["iat"].as_i64().unwrap() <= cutoff);
+    assert_eq!(payload(&a.access)["iat"].as_i64().unwrap(), cutoff);
     assert_eq!(
         s.get_bearer("/auth/me", &a.access).await.status(),
         StatusCode::UNAUTHORIZED
@@ -534,7 +535,7 @@ async fn password_change_cuts_off_older_tokens_exactly() {
         StatusCode::UNAUTHORIZED
     );
     // ...the fresh one is accepted: its iat is past the cutoff.
-    assert!(payload(&fresh.access)["iat"].as_i64().unwrap() > cutoff);
+    assert_eq!(payload(&fresh.access)["iat"].as_i64().unwrap(), cutoff + 1);
     assert_eq!(
         s.get_bearer("/auth/me", &fresh.access).await.status(),
         StatusCode::OK
@@ -570,7 +571,8 @@ async fn password_change_cuts_off_older_tokens_exactly() {
 #[tokio::test]
 async fn tokens_issued_in_the_cutoff_second_are_rejected_and_later_ones_accepted() {
     use tessera_server::domain::revocation::{revoke, Target};
-    let s = TestServer::start().await;
+    // Time stands still: login, cutoff and refresh all happen in the same second.
+    let s = TestServer::start_frozen().await;
     let l = s.new_user("cut@example.com").await;
     let uid = payload(&l.access)["sub"].as_str().unwrap().to_string();
     // A cutoff at the very second the token was issued (roles changed, say).
@@ -587,7 +589,12 @@ async fn tokens_issued_in_the_cutoff_second_are_rejected_and_later_ones_accepted
     .await
     .unwrap();
     let cutoff = out.user.unwrap().token_cutoff.unwrap();
-    assert!(payload(&l.access)["iat"].as_i64().unwrap() <= cutoff);
+    assert_eq!(cutoff, s.now());
+    assert_eq!(
+        payload(&l.access)["iat"].as_i64().unwrap(),
+        cutoff,
+        "same second"
+    );
     assert_eq!(
         s.get_bearer("/auth/me", &l.access).await.status(),
         StatusCode::UNAUTHORIZED
@@ -595,8 +602,8 @@ async fn tokens_issued_in_the_cutoff_second_are_rejected_and_later_ones_accepted
     // A token refreshed in the same second gets iat = cutoff + 1 and works, with new roles.
     let r = login_from(s.refresh(&l.refresh).await).await;
     let c = payload(&r.access);
-    assert!(c["iat"].as_i64().unwrap() > cutoff);
-    assert!(c["iat"].as_i64().unwrap() <= cutoff + 1);
+    assert_eq!(c["iat"].as_i64().unwrap(), cutoff + 1);
+    assert_eq!(c["nbf"].as_i64().unwrap(), cutoff, "nbf stays now");
     assert_eq!(c["roles"], json!(["editor"]));
     assert_eq!(
         s.get_bearer("/auth/me", &r.access).await.status(),

@@ -57,6 +57,22 @@ impl TestServer {
     /// A server on `engine` with `tweak` applied to the configuration; `None` when the
     /// engine is PostgreSQL and it is unreachable (the test is skipped).
     pub async fn start_with(engine: Engine, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::start_with_clock(engine, Clock::system(), tweak).await
+    }
+
+    /// A SQLite server whose clock stands still (moved only by `advance`).
+    pub async fn start_frozen() -> Self {
+        let now = Clock::system().now();
+        Self::start_with_clock(Engine::Sqlite, Clock::frozen_at(now), |_| {})
+            .await
+            .unwrap()
+    }
+
+    async fn start_with_clock(
+        engine: Engine,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let schema = match engine {
             Engine::Sqlite => None,
@@ -69,7 +85,6 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let clock = Clock::system();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
