@@ -62,6 +62,8 @@
 //!   `rustls` feature); plain `http` is for loopback and tests.
 //! * Nothing here logs a token, a client secret or a feed token.
 
+#![deny(missing_docs)]
+
 mod cache;
 mod claims;
 mod error;

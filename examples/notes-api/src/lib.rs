@@ -16,6 +16,8 @@
 //! A note that exists but belongs to someone else answers `404`, like one that does not
 //! exist, so ids cannot be probed.
 
+#![deny(missing_docs)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
