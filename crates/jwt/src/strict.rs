@@ -187,17 +187,21 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for RestMap<'_, '_, 'de, A> {
                 top.done = true;
                 return Ok(None);
             };
-            // Registered names are tracked in a bit set, the others in `names`: a repeat of
-            // either is a duplicate.
-            let bit = match &*key {
-                "iss" => 1,
-                "sub" => 2,
-                "aud" => 4,
-                "exp" => 8,
-                "nbf" => 16,
-                "iat" => 32,
-                "jti" => 64,
-                _ => 0,
+            // Registered names (all three bytes long) are tracked in a bit set, the others in
+            // `names`: a repeat of either is a duplicate.
+            let bit: u8 = if key.len() == 3 {
+                match key.as_bytes() {
+                    b"iss" => 1,
+                    b"sub" => 2,
+                    b"aud" => 4,
+                    b"exp" => 8,
+                    b"nbf" => 16,
+                    b"iat" => 32,
+                    b"jti" => 64,
+                    _ => 0,
+                }
+            } else {
+                0
             };
             let fresh = if bit != 0 {
                 let fresh = top.seen & bit == 0;
@@ -214,17 +218,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for RestMap<'_, '_, 'de, A> {
             }
             let ctx = top.ctx;
             let r = &mut top.registered;
-            match &*key {
-                "iss" => r.iss = Some(top.map.next_value_seed(StrClaim::new("iss", ctx))?),
-                "sub" => r.sub = Some(top.map.next_value_seed(StrClaim::new("sub", ctx))?),
-                "jti" => r.jti = Some(top.map.next_value_seed(StrClaim::new("jti", ctx))?),
-                "exp" => r.exp = Some(top.map.next_value_seed(DateClaim::new("exp", ctx))?),
-                "nbf" => r.nbf = Some(top.map.next_value_seed(DateClaim::new("nbf", ctx))?),
-                "iat" => r.iat = Some(top.map.next_value_seed(DateClaim::new("iat", ctx))?),
-                "aud" => r.aud = Some(top.map.next_value_seed(AudClaim::new(ctx))?),
-                other => {
-                    if let Some(i) = top.required_custom.iter().position(|c| c == other) {
-                        top.custom_present[i] = true;
+            match bit {
+                1 => r.iss = Some(top.map.next_value_seed(StrClaim::new("iss", ctx))?),
+                2 => r.sub = Some(top.map.next_value_seed(StrClaim::new("sub", ctx))?),
+                4 => r.aud = Some(top.map.next_value_seed(AudClaim::new(ctx))?),
+                8 => r.exp = Some(top.map.next_value_seed(DateClaim::new("exp", ctx))?),
+                16 => r.nbf = Some(top.map.next_value_seed(DateClaim::new("nbf", ctx))?),
+                32 => r.iat = Some(top.map.next_value_seed(DateClaim::new("iat", ctx))?),
+                64 => r.jti = Some(top.map.next_value_seed(StrClaim::new("jti", ctx))?),
+                _ => {
+                    if !top.required_custom.is_empty() {
+                        if let Some(i) = top.required_custom.iter().position(|c| *c == *key) {
+                            top.custom_present[i] = true;
+                        }
                     }
                     return key_to_seed(key, seed).map(Some);
                 }
