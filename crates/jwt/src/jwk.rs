@@ -16,7 +16,9 @@ pub const MAX_JWKS_LEN: usize = 1 << 20;
 /// A JSON Web Key (RFC 7517 §4) of one of the supported types: `oct`, `RSA`, `EC` (P-256,
 /// P-384), `OKP` (Ed25519). Members this crate does not use are ignored on input.
 ///
-/// `Debug` redacts the private members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`).
+/// `Debug` redacts the private members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`). They are plain
+/// `String`s and are not zeroized on drop: keep private JWKs short-lived, and store keys with
+/// [`crate::SigningKey::to_secret_bytes`] (zeroizing) instead.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Default)]
 pub struct Jwk {
     /// Key type (RFC 7517 §4.1).
