@@ -146,6 +146,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Serve
         secrets,
         setup: SetupToken::none(),
         metrics: metrics::Metrics::new(),
+        stopping: watch::channel(false).0,
     }))
 }
 
@@ -184,6 +185,8 @@ impl Running {
     /// Stops accepting connections, lets in-flight requests finish (at most 10 s), stops the
     /// background tasks.
     pub async fn stop(self) -> Result<(), ServerError> {
+        // End the SSE streams first: graceful shutdown waits for open responses.
+        self.state.stopping.send_replace(true);
         let _ = self.shutdown.send(true);
         let mut server = self.server;
         let result = match tokio::time::timeout(Duration::from_secs(10), &mut server).await {

@@ -23,12 +23,14 @@ engine_tests!(
     snapshot_when_cursor_pruned_or_from_the_future,
     sse_delivers_a_logout_within_a_second,
     sse_resume_neither_skips_nor_duplicates,
+    sse_ends_when_the_server_stops,
 );
 
 /// A minimal Server-Sent Events reader (WHATWG HTML §9.2.6).
 struct SseReader {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
     buf: String,
+    ended: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,7 @@ impl SseReader {
         Self {
             body: Box::pin(r.bytes_stream().map(|c| c.map(|b| b.to_vec()))),
             buf: String::new(),
+            ended: false,
         }
     }
 
@@ -77,7 +80,11 @@ impl SseReader {
             let left = deadline.checked_duration_since(Instant::now())?;
             match tokio::time::timeout(left, self.body.next()).await {
                 Ok(Some(Ok(chunk))) => self.buf.push_str(std::str::from_utf8(&chunk).unwrap()),
-                Ok(_) => panic!("stream ended"),
+                Ok(Some(Err(e))) => panic!("stream failed: {e}"),
+                Ok(None) => {
+                    self.ended = true;
+                    return None;
+                }
                 Err(_) => return None,
             }
         }
@@ -458,4 +465,33 @@ async fn sse_resume_neither_skips_nor_duplicates(engine: Engine) {
     let d: Value = serde_json::from_str(&ev.data).unwrap();
     assert_eq!(d["events"].as_array().unwrap().len(), 8);
     assert_eq!(d["cursor"].as_i64().unwrap(), last);
+}
+
+async fn sse_ends_when_the_server_stops(engine: Engine) {
+    let Some(mut s) = server(engine).await else {
+        return;
+    };
+    let r = reader(&s).await;
+    let mut sse = open_stream(&s, &r, "", None).await;
+    assert_eq!(
+        sse.event(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .event
+            .as_deref(),
+        Some("snapshot")
+    );
+    // Graceful shutdown does not wait for the endless response: the stream ends at once
+    // and the reader reconnects (to this node after a restart, or another one).
+    let t0 = Instant::now();
+    s.restart().await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(sse.next(Duration::from_secs(2)).await.is_none());
+    assert!(sse.ended, "the stream ended");
+    // Resume on the restarted server.
+    let mut sse = open_stream(&s, &r, "?since=0", None).await;
+    let a = native_login(&s, "zoe@example.com").await;
+    logout(&s, &a.access).await;
+    let ev = sse.event(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(ev.event.as_deref(), Some("revocation"));
 }

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tessera_store::{Revocation, StoreNotice};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
@@ -264,12 +264,14 @@ pub(crate) async fn stream(
     } else {
         from.unwrap_or(0)
     };
+    let stop = state.stopping.subscribe();
     let tail = Tail {
         state,
         cursor,
         pending,
         local,
         notices,
+        stop,
     };
     let sse =
         Sse::new(events(tail)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"));
@@ -293,6 +295,8 @@ struct Tail {
     local: broadcast::Receiver<Revocation>,
     /// Events appended by any node (store notices).
     notices: broadcast::Receiver<StoreNotice>,
+    /// The server is stopping: end the stream (the reader reconnects elsewhere and resumes).
+    stop: watch::Receiver<bool>,
 }
 
 impl Tail {
@@ -324,9 +328,15 @@ impl Tail {
         }
     }
 
-    /// Waits for any sign that new events may exist.
-    async fn wake(&mut self) {
+    /// Waits for any sign that new events may exist. `false` when the server is stopping.
+    async fn wake(&mut self) -> bool {
         tokio::select! {
+            r = self.stop.changed() => {
+                let stopping = r.is_err() || *self.stop.borrow_and_update();
+                if stopping {
+                    return false;
+                }
+            }
             r = self.local.recv() => {
                 if let Err(broadcast::error::RecvError::Closed) = r {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -341,6 +351,7 @@ impl Tail {
                 }
             },
         }
+        true
     }
 }
 
@@ -350,8 +361,11 @@ fn events(tail: Tail) -> impl Stream<Item = Result<Event, Infallible>> {
             if let Some(ev) = t.pending.pop_front() {
                 return Some((Ok(ev), t));
             }
-            if t.read().await && t.pending.is_empty() {
-                t.wake().await;
+            if *t.stop.borrow() {
+                return None;
+            }
+            if t.read().await && t.pending.is_empty() && !t.wake().await {
+                return None;
             }
         }
     })
