@@ -110,23 +110,34 @@ fn every_cross_algorithm_token_is_rejected() {
     }
 }
 
-// CVE-2022-21449 "psychic signatures": r = s = 0 must never verify.
+// CVE-2022-21449 "psychic signatures": r = s = 0 (or r = s = n, which is 0 mod n) must never
+// verify.
 #[test]
 fn ecdsa_zero_signature_is_rejected() {
-    for (alg, len) in [(Algorithm::ES256, 64), (Algorithm::ES384, 96)] {
+    const N256: &str = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+    const N384: &str = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973";
+    let hex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    for (alg, len, n) in [(Algorithm::ES256, 64, N256), (Algorithm::ES384, 96, N384)] {
         let key = SigningKey::generate(alg).unwrap();
         let good = key.sign(&Header::new(), &claims()).unwrap();
         let input = &good[..good.rfind('.').unwrap()];
-        for sig in [vec![0u8; len], vec![0u8; len / 2], vec![]] {
+        let order = hex(n);
+        assert_eq!(order.len() * 2, len);
+        let r_eq_s_eq_n = [order.clone(), order].concat();
+        for sig in [vec![0u8; len], r_eq_s_eq_n, vec![0u8; len / 2], vec![]] {
             let token = format!("{input}.{}", b64(&sig));
             assert_eq!(
                 check(&token, &key.verifying_key()).unwrap_err(),
                 Error::InvalidSignature,
-                "{alg} {} zero bytes",
+                "{alg} {} bytes",
                 sig.len()
             );
         }
-        // r = s = n (the group order) is also zero mod n.
         check(&good, &key.verifying_key()).unwrap();
     }
 }
