@@ -62,7 +62,8 @@ fn basic_ok(headers: &HeaderMap) -> bool {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{FEED_ID}:{FEED_SECRET}"))
     );
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str())
+    let got = headers.get("authorization").and_then(|v| v.to_str().ok());
+    got == Some(want.as_str()) || got == Some("Bearer static-feed-token")
 }
 
 fn sse(event: &str, id: Option<u64>, data: &Value) -> String {
@@ -372,6 +373,20 @@ async fn build_checks_issuer_and_feed_credentials() {
         other => panic!("issuer mismatch accepted: {other:?}"),
     }
     *iss.st.metadata_issuer.lock().unwrap() = None;
+    // The static feed token (TESSERA_FEED_TOKEN) is the other way in.
+    let v = Verifier::builder(&iss.url)
+        .feed_token("static-feed-token")
+        .build()
+        .await
+        .unwrap();
+    assert!(v.health().feed_connected || v.health().cursor.is_some());
+    assert!(matches!(
+        Verifier::builder(&iss.url)
+            .feed_token("wrong")
+            .build()
+            .await,
+        Err(BuildError::Feed(_))
+    ));
     let wrong = Verifier::builder(&iss.url)
         .client_credentials(FEED_ID, "wrong")
         .build()
