@@ -553,3 +553,194 @@ async fn logout_racing_a_refresh_on_the_other_node_ends_revoked() {
     }
     eprintln!("refresh won the race in {refreshed} of 8 rounds");
 }
+
+// ---- faults -----------------------------------------------------------------------------
+
+/// A TCP forwarder to PostgreSQL that a test can cut (every open connection is closed and
+/// new ones are refused) and restore, standing in for a database outage or a network split
+/// without touching the machine's shared PostgreSQL server.
+struct Proxy {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *watch.borrow() {
+                    drop(inbound); // refused while cut
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cut = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {} // both sockets close on drop
+                    }
+                });
+            }
+        });
+        Self { addr, cut, task }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_postgres_answers_503_and_recovers_without_losing_writes() {
+    let Some(one) = TestServer::start_with(Engine::Postgres, |c| {
+        c.throttle_register_free = 10_000;
+    })
+    .await
+    else {
+        return;
+    };
+    // Node 2 reaches the same schema through the proxy.
+    let mut url = reqwest::Url::parse(one.config.database_url.as_deref().unwrap()).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let mut config = one.config.clone();
+    config.database_url = Some(url.to_string());
+    let two = start_node(config, &one).await;
+    let ep = Ep {
+        http: one.http.clone(),
+        url: two.url(),
+        cookie: one.config.cookie_name.clone(),
+    };
+    let register = |ep: Ep, i: usize| async move {
+        ep.post_json(
+            "/auth/register",
+            json!({"email": format!("w{i}@example.com"), "password": PASSWORD}),
+        )
+        .await
+        .status()
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..3 {
+        assert_eq!(register(ep.clone(), i).await, StatusCode::CREATED);
+        acknowledged.push(i);
+    }
+    let l = login_from(ep.login("w0@example.com", PASSWORD).await).await;
+
+    // A writer keeps registering through the outage; whatever it got a 201 for must exist
+    // afterwards (a 503 may or may not have been written: the client retries).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = tokio::spawn({
+        let ep = ep.clone();
+        let refused = refused.clone();
+        async move {
+            let mut acked = Vec::new();
+            let mut statuses = std::collections::BTreeSet::new();
+            for i in 1000.. {
+                if *stopped.borrow() {
+                    break;
+                }
+                let status = register(ep.clone(), i).await;
+                statuses.insert(status.as_u16());
+                if status == StatusCode::CREATED {
+                    acked.push(i);
+                } else {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            (acked, statuses)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.cut();
+    let started = Instant::now();
+    let r = ep.http.get(ep.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "readyz fails");
+    let r = ep.login("w1@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(r).await, "temporarily_unavailable");
+    let status = register(ep.clone(), 100).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "never a 500");
+    assert_eq!(
+        ep.refresh(&l.refresh).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    eprintln!("outage answers took {:?}", started.elapsed());
+    // /healthz is liveness: the process itself is fine.
+    let r = ep.http.get(ep.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The outage lasts until the writer has hit it too.
+    eventually(Duration::from_secs(20), || {
+        let refused = refused.clone();
+        async move { refused.load(std::sync::atomic::Ordering::SeqCst) > 0 }
+    })
+    .await
+    .expect("the writer meets the outage");
+
+    proxy.restore();
+    let took = eventually(Duration::from_secs(20), || {
+        let ep = ep.clone();
+        async move {
+            ep.http
+                .get(ep.at("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        }
+    })
+    .await
+    .expect("the node recovers by itself once PostgreSQL is back");
+    eprintln!("ready again {took:?} after the restore");
+    for i in 3..6 {
+        assert_eq!(register(ep.clone(), i).await, StatusCode::CREATED);
+        acknowledged.push(i);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send_replace(true);
+    let (acked, statuses) = writer.await.unwrap();
+    assert!(
+        statuses.iter().all(|s| [201, 503].contains(s)),
+        "only 201 or 503 during an outage: {statuses:?}"
+    );
+    assert!(statuses.contains(&503) && acked.len() > 2, "{statuses:?}");
+    acknowledged.extend(acked);
+    // The session survived the outage: the refresh token was not consumed by the failed
+    // attempt, and it rotates now.
+    assert_eq!(ep.refresh(&l.refresh).await.status(), StatusCode::OK);
+    // Every acknowledged write is in the database (read through the direct node).
+    let store = &one.state().store;
+    for i in acknowledged {
+        let email = format!("w{i}@example.com");
+        assert!(
+            store.user_by_email(&email).await.unwrap().is_some(),
+            "acknowledged registration {email} lost"
+        );
+    }
+    two.stop().await.unwrap();
+}
