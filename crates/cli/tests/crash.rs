@@ -1,5 +1,6 @@
 //! Crash consistency: the real `tessera` binary under login/refresh/logout load is killed
-//! with SIGKILL mid-load and restarted on the same data directory (SQLite). Every answer the
+//! with SIGKILL mid-load and restarted on the same data directory (SQLite, and PostgreSQL
+//! when reachable). Every answer the
 //! clients received before the crash must still hold afterwards:
 //!
 //! - a logout that returned 204 stays done: that session's refresh token is refused;
@@ -23,13 +24,16 @@ use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn start(data: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
+fn start(data: &Path, port: u16, database_url: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    match database_url {
+        Some(url) => cmd.env("TESSERA_DATABASE_URL", url),
+        None => cmd.env_remove("TESSERA_DATABASE_URL"),
+    };
+    cmd.arg("serve")
         .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA_ISSUER", "http://tessera.test")
         .env("TESSERA_DATA_DIR", data)
-        .env_remove("TESSERA_DATABASE_URL")
         .env("TESSERA_THROTTLE_REGISTER_FREE", "100000")
         .env("TESSERA_COOKIE_SECURE", "false")
         .stdout(Stdio::null())
@@ -164,6 +168,20 @@ async fn client_loop(base: String, email: String, known: Arc<Mutex<Vec<Known>>>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_load_loses_no_acknowledged_logout_refresh_or_key() {
+    crash_and_check(None).await;
+}
+
+/// The same on PostgreSQL (a fresh schema; skipped when PostgreSQL is unreachable, failing
+/// instead under `TESSERA_REQUIRE_POSTGRES=1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_load_loses_nothing_on_postgres() {
+    let Some(schema) = tessera_store::testing::TestSchema::create().await else {
+        return;
+    };
+    crash_and_check(Some(&schema.url())).await;
+}
+
+async fn crash_and_check(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = TcpListener::bind("127.0.0.1:0")
@@ -173,7 +191,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_logout_refresh_or_key() {
         .port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut child = start(&data, port);
+    let mut child = start(&data, port, database_url);
     wait_ready(&http, &base).await;
     let users: Vec<String> = (0..4).map(|i| format!("load{i}@example.com")).collect();
     for email in &users {
@@ -214,7 +232,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_logout_refresh_or_key() {
         "too little load: {revoked} logged out, {live} live"
     );
 
-    let mut child = start(&data, port);
+    let mut child = start(&data, port, database_url);
     wait_ready(&http, &base).await;
     let jwks: Value = http
         .get(format!("{base}/.well-known/jwks.json"))
