@@ -147,7 +147,9 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
 
 #[tokio::test]
 async fn throttling_locks_with_growing_delays_and_success_clears() {
-    let s = TestServer::start().await;
+    // A frozen clock: with wall time a second can tick between the lock and the next
+    // attempt on a loaded machine, and Retry-After (whole seconds left) would shrink.
+    let s = TestServer::start_frozen().await;
     s.register("t@example.com", PASSWORD).await;
     let attempt = |pw: &'static str| {
         let s = &s;
