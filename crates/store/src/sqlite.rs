@@ -44,6 +44,10 @@ const REVOCATION_COLS: &str = "cursor, kind, subject, cutoff, created_at, expire
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for `BEGIN IMMEDIATE` transactions: concurrent ones queue in the pool
+    /// (woken in order) instead of in SQLite's busy handler, which sleeps in steps of up to
+    /// 100 ms. Refresh rotation at concurrency 32: p99 350 ms -> see bench/README.md "System".
+    writer: SqlitePool,
     notices: broadcast::Sender<StoreNotice>,
 }
 
@@ -74,16 +78,29 @@ impl SqliteStore {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(db_err)?;
-        Ok(Self::from_pool(pool))
+        let mut store = Self::from_pool(pool);
+        if !in_memory {
+            store.writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(store)
     }
 
     /// Wraps an existing pool (which must have foreign keys enabled).
     pub fn from_pool(pool: SqlitePool) -> Self {
         let (notices, _) = broadcast::channel(crate::NOTICE_CAPACITY);
-        Self { pool, notices }
+        Self {
+            writer: pool.clone(),
+            pool,
+            notices,
+        }
     }
 
     /// The underlying pool, for tooling and tests.
@@ -93,7 +110,7 @@ impl SqliteStore {
 
     /// Starts a write transaction holding the write lock from its first statement.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)
