@@ -61,6 +61,8 @@ spec = [
      "≥ 25,000/s", lambda f, r, p: f >= 25000),
     ("jwks", "GET /.well-known/jwks.json", "hello", "axum hello",
      "ratio ≥ 0.8", lambda f, r, p: r is not None and r >= 0.8),
+    ("healthz", "GET /healthz (Tessera's layers, trivial handler)", "hello", "axum hello",
+     "—", None),
     ("refresh_sqlite", "refresh rotation, SQLite", "hello", "axum hello",
      "≥ 1,500/s, p99 < 50 ms", lambda f, r, p: f >= 1500 and p < 50),
     ("login", "POST /auth/login (Argon2id)", "argon2_raw", "raw Argon2id, 2 threads",
