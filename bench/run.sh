@@ -12,7 +12,7 @@
 #    round, RUNS rounds (default 3), medians -> the "System" section of bench/README.md;
 # 3. feed-latency (latency, throughput, hotpath) -> bench/system/out/feed-latency-*.txt, for the
 #    "Revocation feed latency" section;
-# 4. the criterion benchmarks of tessera-jwt (bench/jwt, `cargo bench`) ->
+# 4. the criterion benchmarks of tessera-jwt (bench/jwt, `cargo bench --bench ratio|token`) ->
 #    bench/system/out/jwt-criterion.txt, for the "Token core" section.
 #
 # Environment: RUNS, DUR (seconds per point, default 5), CONNS (default 32), RSS_SECS (default
@@ -83,6 +83,10 @@ fi
 
 if want jwt; then
   log "criterion (tessera-jwt)"
-  (cd bench/jwt && cargo bench) 2>&1 | tee bench/system/out/jwt-criterion.txt
+  # As in the "Token core" section: the bench crate is its own workspace, built under the
+  # shared target/ (target/bench) so its dependencies stay warm.
+  (cd bench/jwt && CARGO_TARGET_DIR="$ROOT/target/bench" cargo bench --bench ratio \
+    && CARGO_TARGET_DIR="$ROOT/target/bench" cargo bench --bench token) 2>&1 \
+    | tee bench/system/out/jwt-criterion.txt
 fi
 log "done"
