@@ -28,6 +28,16 @@ pub enum Engine {
     Postgres,
 }
 
+/// Whether every server of this test binary runs on PostgreSQL, also where a test asks for
+/// SQLite: in the `engines` test target (tests/engines.rs re-runs the single-engine suites
+/// there) or when `TESSERA_TEST_ENGINE=postgres`. With PostgreSQL unreachable those servers
+/// stay on SQLite after the loud skip line, or the test fails under
+/// `TESSERA_REQUIRE_POSTGRES=1`.
+pub fn all_on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "engines"
+        || std::env::var("TESSERA_TEST_ENGINE").as_deref() == Ok("postgres")
+}
+
 /// A running server plus what a test needs to talk to it.
 pub struct TestServer {
     pub running: Option<Running>,
@@ -74,6 +84,15 @@ impl TestServer {
         tweak: impl FnOnce(&mut Config),
     ) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
+        let engine = match engine {
+            Engine::Sqlite
+                if all_on_postgres()
+                    && tessera_store::testing::postgres_url_or_skip().is_some() =>
+            {
+                Engine::Postgres
+            }
+            e => e,
+        };
         let schema = match engine {
             Engine::Sqlite => None,
             Engine::Postgres => Some(TestSchema::create().await?),
