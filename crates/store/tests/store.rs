@@ -90,6 +90,7 @@ store_tests!(
     clients_crud,
     throttle_window_restart,
     throttle_concurrent_hits_not_lost,
+    lease_one_holder_at_a_time,
     audit_filter_and_paging,
     notices_on_revocation_and_keys,
     revocation_cursor_never_visible_before_predecessor,
@@ -1115,6 +1116,33 @@ async fn throttle_concurrent_hits_not_lost(s: Arc<dyn Store>) {
         seen.insert(t.await.unwrap());
     }
     assert_eq!(seen, (1..=n).collect::<BTreeSet<i64>>());
+}
+
+async fn lease_one_holder_at_a_time(s: Arc<dyn Store>) {
+    // Free: taken. Held: refused to others, renewed by the holder. Expired: taken over.
+    assert!(s.try_lease("job", "a", T0, 60).await.unwrap());
+    assert!(!s.try_lease("job", "b", T0 + 59, 60).await.unwrap());
+    assert!(s.try_lease("job", "a", T0 + 30, 60).await.unwrap());
+    assert!(!s.try_lease("job", "b", T0 + 89, 60).await.unwrap());
+    assert!(s.try_lease("job", "b", T0 + 90, 60).await.unwrap());
+    assert!(!s.try_lease("job", "a", T0 + 100, 60).await.unwrap());
+    assert!(s.try_lease("other", "a", T0 + 100, 60).await.unwrap());
+    // Racing claimants of a free lease: exactly one wins.
+    warm_up(&s).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.try_lease("race", &format!("node{i}"), T0, 60)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
 }
 
 async fn audit_filter_and_paging(s: Arc<dyn Store>) {
