@@ -77,8 +77,9 @@ spec = [
      "same body, no auth check", "—", None),
 ]
 
-print("| benchmark | median | p99 | baseline (same rounds) | baseline median | ratio | target | met |")
-print("|---|---:|---:|---|---:|---:|---|---|")
+print("| benchmark | median | p99 | baseline (same rounds) | baseline median | baseline p99 | ratio | target | met |")
+print("|---|---:|---:|---|---:|---:|---:|---|---|")
+rounds = []
 for name, label, base, blabel, target, check in spec:
     if name not in rows:
         continue
@@ -88,7 +89,15 @@ for name, label, base, blabel, target, check in spec:
     lbl = label + (f" ({e} non-2xx/socket errors)" if e else "")
     ok = check(f, r, p) if check else None
     print(f"| {lbl} | {fmt(f, unit)} | {fmt(p, ' ms', 1)} | {blabel} | "
-          f"{fmt(med(base), unit)} | {fmt(r, '', 3)} | {target} | {verdict(ok)} |")
+          f"{fmt(med(base), unit)} | {fmt(med(base, 1), ' ms', 1)} | {fmt(r, '', 3)} | {target} | "
+          f"{verdict(ok)} |")
+    if name in ("refresh_sqlite", "refresh_postgres"):
+        rounds.append(f"{label}: p99 per round " + ", ".join(
+            f"{rows[name][k][1]:.0f} ms" for k in sorted(rows[name])))
+
+if rounds:
+    print()
+    print("; ".join(rounds) + ".")
 
 # Stateless vs stateful, head to head.
 if "notes_jwt" in rows and "notes_session_sqlite" in rows:
@@ -120,8 +129,9 @@ if "rss_idle_fresh_kb" in facts:
     if rss:
         q = max(1, len(rss) // 4)
         line += (f"; under mixed load ({len(rss)} samples, 2 s apart): min {mb(min(rss))}, "
-                 f"max {mb(max(rss))}, median of first quarter {mb(statistics.median(rss[:q]))}, "
-                 f"of last quarter {mb(statistics.median(rss[-q:]))}")
+                 f"max {mb(max(rss))}; floor (lowest sample) of the first quarter "
+                 f"{mb(min(rss[:q]))}, of the last quarter {mb(min(rss[-q:]))}; peak of the "
+                 f"first quarter {mb(max(rss[:q]))}, of the last quarter {mb(max(rss[-q:]))}")
     if "rss_after_load_idle10_kb" in facts:
         line += f"; 10 s after the load {mb(facts['rss_after_load_idle10_kb'])}"
     loads = [(k[len('rss_load_rps_'):], v) for k, v in facts.items() if k.startswith("rss_load_rps_") and v]
