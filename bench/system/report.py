@@ -89,7 +89,7 @@ for name, label, base, blabel, target, check in spec:
     lbl = label + (f" ({e} non-2xx/socket errors)" if e else "")
     ok = check(f, r, p) if check else None
     print(f"| {lbl} | {fmt(f, unit)} | {fmt(p, ' ms', 1)} | {blabel} | "
-          f"{fmt(med(base), unit)} | {fmt(med(base, 1), ' ms', 1)} | {fmt(r, '', 3)} | {target} | "
+          f"{fmt(med(base), unit)} | {fmt(med(base, 1) if base != 'argon2_raw' else None, ' ms', 1)} | {fmt(r, '', 3)} | {target} | "
           f"{verdict(ok)} |")
     if name in ("refresh_sqlite", "refresh_postgres"):
         rounds.append(f"{label}: p99 per round " + ", ".join(
