@@ -32,8 +32,19 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-log "cargo test (workspace)"
-cargo test --workspace --no-fail-fast
+# cargo-nextest runs every test in its own process, kills a hung one (.config/nextest.toml)
+# and reports a test that passed only on retry as FLAKY; plain cargo test is the fallback.
+if cargo nextest --version >/dev/null 2>&1; then
+  profile=default
+  [ "${CI:-}" = true ] && profile=ci
+  log "cargo nextest run (workspace, profile $profile)"
+  cargo nextest run --workspace --profile "$profile"
+  log "cargo test --doc"
+  cargo test --workspace --doc --quiet
+else
+  log "cargo test (workspace; cargo-nextest not installed)"
+  cargo test --workspace --no-fail-fast
+fi
 
 # --- Extra suites, each owns its installer ----------------------------------------------------
 for suite in fuzz/replay.sh web/e2e/run.sh tests/schemathesis/run.sh; do
