@@ -113,6 +113,14 @@ pub(crate) fn b64_decode(s: &str, part: Part) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::InvalidBase64(part))
 }
 
+/// [`b64_decode`] into a caller's buffer, which must hold the engine's conservative output
+/// estimate (`ceil(len / 4) * 3` bytes); returns the decoded length.
+pub(crate) fn b64_decode_slice(s: &str, out: &mut [u8], part: Part) -> Result<usize, Error> {
+    URL_SAFE_NO_PAD
+        .decode_slice(s, out)
+        .map_err(|_| Error::InvalidBase64(part))
+}
+
 /// Decodes and parses the protected header. Rejects `none` in any spelling, unknown
 /// algorithms, `crit`, key-carrying parameters and duplicate members.
 pub(crate) fn parse_header(b64: &str) -> Result<Header, Error> {
