@@ -312,15 +312,17 @@ impl KeySet {
         }
     }
 
-    /// Picks the key for a token header's `kid`: by `kid` when present, the only key when the
-    /// set has exactly one and the token names none.
+    /// Picks the key for a token header's `kid`: by `kid` when present. A token without
+    /// `kid` is accepted only by a set holding a single key that has no `kid` either (a
+    /// shared secret, say): when the keys are named, the token must name one (DESIGN §3,
+    /// "`kid` must name a known key"), so a key set never falls back to a default key.
     pub(crate) fn select(&self, kid: Option<&str>) -> Result<&VerifyingKey, Error> {
         match kid {
             Some(kid) => self
                 .get(kid)
                 .ok_or_else(|| Error::UnknownKid(crate::error::truncate(kid))),
             None => match self.keys.as_slice() {
-                [only] => Ok(only),
+                [only] if only.kid().is_none() => Ok(only),
                 [] => Err(Error::UnknownKid(String::new())),
                 _ => Err(Error::MissingKid),
             },

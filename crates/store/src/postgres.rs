@@ -378,10 +378,26 @@ async fn token_state(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<Toke
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| db_err(e.into()))
+        // sqlx's own migration lock is keyed by the database name, so every schema of one
+        // database queues on it, and it stays held on a pooled connection when a migration
+        // fails, blocking every later migrator. Lock per schema instead, on a connection
+        // that is closed afterwards: the lock can never outlive this call.
+        let mut conn = self.pool.acquire().await.map_err(db_err)?.detach();
+        let result = async {
+            sqlx::query(
+                "SELECT pg_advisory_lock(hashtext('tessera.migrate.' || current_schema()))",
+            )
+            .execute(&mut conn)
+            .await?;
+            let mut migrator = sqlx::migrate!("migrations/postgres");
+            migrator.set_locking(false);
+            migrator.run_direct(&mut conn).await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        // Closing ends the session, which releases the advisory lock even after an error.
+        let _ = sqlx::Connection::close(conn).await;
+        result.map_err(db_err)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -218,6 +218,18 @@ fn kid_tricks_find_no_key() {
         verify_with_keys::<App>(&token, &set, &policy()).unwrap_err(),
         Error::MissingKid
     );
+    // No kid with ONE named key: still refused, a named key set has no default key
+    // (DESIGN §3: `kid` must name a known key).
+    let single = KeySet::from_keys([a.verifying_key()]).unwrap();
+    assert_eq!(
+        verify_with_keys::<App>(&token, &single, &policy()).unwrap_err(),
+        Error::MissingKid
+    );
+    // A set of one unnamed key (a shared secret) has nothing to name: accepted.
+    let unnamed = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let unnamed_set = KeySet::from_keys([unnamed.verifying_key()]).unwrap();
+    let token_unnamed = forge(&unnamed, &json!({"alg": "EdDSA"}));
+    assert!(verify_with_keys::<App>(&token_unnamed, &unnamed_set, &policy()).is_ok());
     // A kid of the wrong type is malformed.
     let token = forge(&a, &json!({"alg": "EdDSA", "kid": 1}));
     assert!(matches!(
