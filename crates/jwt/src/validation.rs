@@ -318,7 +318,8 @@ pub fn verify<T: DeserializeOwned>(
 }
 
 /// Like [`verify`], picking the key by the header's `kid`. A token without `kid` is accepted
-/// only when the set has exactly one key; an unknown `kid` is [`Error::UnknownKid`].
+/// only when the set holds exactly one key and that key has no `kid` either (otherwise
+/// [`Error::MissingKid`]); an unknown `kid` is [`Error::UnknownKid`].
 pub fn verify_with_keys<T: DeserializeOwned>(
     token: &str,
     keys: &KeySet,
