@@ -12,19 +12,36 @@ use super::error::ApiError;
 use crate::domain::tokens::{self, AccessContext};
 use crate::state::AppState;
 
+/// 413 at once for a body whose `Content-Length` is over the limit, before reading any of it.
+/// The body limit (`DefaultBodyLimit`) only trips once that many bytes have arrived, so a
+/// client announcing 1 GiB and sending a byte would otherwise hold the request until the
+/// timeout (408). hyper has already checked the header; its length is the exact size hint.
+fn refuse_announced_oversize(req: &Request, limit: usize) -> Result<(), ApiError> {
+    use axum::body::HttpBody as _;
+    let announced = req.body().size_hint().lower();
+    if announced > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "Request body too large",
+        ));
+    }
+    Ok(())
+}
+
 /// `axum::Json` whose rejection (wrong content type, malformed JSON, missing field, body too
 /// large) is a 4xx [`ApiError`] instead of axum's plain-text answer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-impl<T, S> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<AppState> for ApiJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
-    S: Send + Sync,
+    axum::Json<T>: FromRequest<AppState, Rejection = axum::extract::rejection::JsonRejection>,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        refuse_announced_oversize(&req, state.config.body_limit)?;
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| Self(v))
@@ -36,14 +53,14 @@ where
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiForm<T>(pub T);
 
-impl<T, S> FromRequest<S> for ApiForm<T>
+impl<T> FromRequest<AppState> for ApiForm<T>
 where
-    axum::Form<T>: FromRequest<S, Rejection = axum::extract::rejection::FormRejection>,
-    S: Send + Sync,
+    axum::Form<T>: FromRequest<AppState, Rejection = axum::extract::rejection::FormRejection>,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        refuse_announced_oversize(&req, state.config.body_limit)?;
         axum::Form::<T>::from_request(req, state)
             .await
             .map(|axum::Form(v)| Self(v))
