@@ -4,7 +4,8 @@
 # answer matches the documented schema (response_schema_conformance).
 #
 # Installs schemathesis (pinned) into a venv under target/, starts `tessera serve` on a free
-# port with a throwaway data directory, runs a bounded session (~1-2 minutes), stops the
+# port with a throwaway data directory, runs two bounded passes (anonymous, then
+# authenticated with tests/schemathesis/auth.toml; about 45 s in all), stops the
 # server. Exit status: non-zero on any server error or schema contradiction.
 # Usage: tests/schemathesis/run.sh   (MAX_EXAMPLES=N to change the per-operation budget)
 set -euo pipefail
@@ -54,50 +55,58 @@ if [ "$code" = 404 ]; then
   exit 0
 fi
 
-# A real user and an admin token, so authenticated operations are exercised too.
-# The setup link is printed just after the listener is up: wait for it.
+# An admin and an OAuth client with the feed scope, so the authenticated operations are
+# exercised too. The setup link is printed just after the listener is up: wait for it.
 setup_token=""
 for _ in $(seq 1 50); do
   setup_token="$(grep -o 'token=[A-Za-z0-9_-]*' "$server_log" | head -1 | cut -d= -f2 || true)"
   [ -n "$setup_token" ] && break
   sleep 0.1
 done
-auth=()
-if [ -n "$setup_token" ]; then
-  curl -fsS -H 'content-type: application/json' \
-    -d "{\"token\":\"$setup_token\",\"email\":\"admin@example.com\",\"password\":\"correct horse battery staple\"}" \
-    "$base/auth/setup" >/dev/null
-  access="$(curl -fsS -H 'content-type: application/json' \
-    -d '{"email":"admin@example.com","password":"correct horse battery staple","native":true}' \
-    "$base/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
-  # Access tokens live 10 minutes: longer than this run.
-  auth=(--header "Authorization: Bearer $access")
-fi
+[ -n "$setup_token" ] || { cat "$server_log"; echo "!!! no setup token found" >&2; exit 1; }
+export ST_ADMIN_EMAIL=admin@example.com ST_ADMIN_PASSWORD='correct horse battery staple'
+curl -fsS -H 'content-type: application/json' \
+  -d "{\"token\":\"$setup_token\",\"email\":\"$ST_ADMIN_EMAIL\",\"password\":\"$ST_ADMIN_PASSWORD\"}" \
+  "$base/auth/setup" >/dev/null
+access="$(curl -fsS -H 'content-type: application/json' \
+  -d "{\"email\":\"$ST_ADMIN_EMAIL\",\"password\":\"$ST_ADMIN_PASSWORD\"}" \
+  "$base/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+client="$(curl -fsS -H "authorization: Bearer $access" -H 'content-type: application/json' \
+  -d '{"name":"schemathesis","scope":"revocations:read"}' "$base/admin/clients")"
+ST_CLIENT_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$client")"
+ST_CLIENT_SECRET="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$client")"
+export ST_CLIENT_ID ST_CLIENT_SECRET
 
 log "schemathesis $SCHEMATHESIS_VERSION against $base/openapi.json (max $MAX_EXAMPLES examples per operation)"
 st_run() {
-  timeout 240 "$venv/bin/st" run "$base/openapi.json" \
+  timeout 240 "$venv/bin/st" "$@" run "$base/openapi.json" \
     --url "$base" \
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "$MAX_EXAMPLES" \
     --phases examples,coverage,fuzzing \
     --exclude-path /revocations/stream \
     --request-timeout 10 \
-    --no-color \
-    "$@"
+    --no-color
 }
+# schemathesis only warns when an operation never got past 401/403 ("Authentication
+# failed"): in the authenticated pass that means the credentials stopped working, so fail.
+auth_failed() { grep -q 'Authentication failed' "$1"; }
 status=0
+out="$data/st-anonymous.txt"
 # 1. Anonymous: every operation, as an attacker without credentials sees it.
-st_run || status=$?
-# 2. As the admin: the authenticated paths. Operations that end the caller's own session
-#    (logout, logout-all, password change) are left out so the token stays valid.
-if [ "${#auth[@]}" -gt 0 ]; then
-  log "again, authenticated as an admin"
-  st_run "${auth[@]}" \
-    --exclude-path /auth/logout --exclude-path /auth/logout-all \
-    --exclude-path /auth/password || status=$?
-else
-  echo "!!! no setup token found: the authenticated pass was SKIPPED" >&2
+st_run >"$out" 2>&1 || status=1
+cat "$out"
+# 2. Authenticated (tests/schemathesis/auth.toml): `bearer` operations with an admin token
+#    fetched by logging in, fetched again after any 401 (the run itself logs out, revokes
+#    its own session and changes its own roles, each of which ends the token);
+#    `client_basic` operations (introspection, revocation, the feed) as the feed client.
+log "again, authenticated (admin bearer token, feed client)"
+out="$data/st-authenticated.txt"
+st_run --config-file tests/schemathesis/auth.toml >"$out" 2>&1 || status=1
+cat "$out"
+if auth_failed "$out"; then
+  echo "!!! the authenticated pass did not get past 401/403 on some operations:" >&2
+  sed -n '/Authentication failed/,/💡/p' "$out" >&2
   status=1
 fi
 
