@@ -1,6 +1,7 @@
 //! Arbitrary method, path, headers and body through the server's complete router (every
 //! extractor, the body limit, the JSON/form decoders, the bearer-token path), in process,
-//! on a real SQLite store in a temporary directory. Property: never a panic, never a 5xx.
+//! on a real SQLite store in a temporary directory, with live credentials substituted for
+//! the placeholders of `fuzz/common/http_request.rs`. Property: never a panic, never a 5xx.
 #![no_main]
 
 #[path = "../common/http_request.rs"]
@@ -14,6 +15,8 @@ use tower::ServiceExt as _;
 struct Harness {
     rt: tokio::runtime::Runtime,
     app: axum::Router,
+    state: tessera_server::AppState,
+    admin: tessera_store::User,
     _dir: tempfile::TempDir,
 }
 
@@ -37,18 +40,26 @@ fn harness() -> &'static Harness {
                 tessera_server::Clock::system(),
             ))
             .expect("state");
-        let app = tessera_server::http::router(state);
-        Harness { rt, app, _dir: dir }
+        let admin = rt.block_on(http_request::create_admin(&state));
+        let app = tessera_server::http::router(state.clone());
+        Harness {
+            rt,
+            app,
+            state,
+            admin,
+            _dir: dir,
+        }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(req) = http_request::request_from_bytes(data) else {
-        return;
-    };
     let h = harness();
-    let res =
-        h.rt.block_on(h.app.clone().oneshot(req))
-            .expect("infallible");
-    http_request::check_status(res.status().as_u16(), data);
+    h.rt.block_on(async {
+        let data = http_request::with_credentials(&h.state, &h.admin, data).await;
+        let Some(req) = http_request::request_from_bytes(&data) else {
+            return;
+        };
+        let res = h.app.clone().oneshot(req).await.expect("infallible");
+        http_request::check_status(res.status().as_u16(), &data);
+    });
 });
