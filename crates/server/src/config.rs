@@ -61,8 +61,8 @@ impl SigningAlgorithm {
     }
 }
 
-/// A secret string from the configuration; redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// A secret string from the configuration; redacted in `Debug`, zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct SecretString(pub String);
 
@@ -127,6 +127,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Per-request timeout (until the response headers).
     pub request_timeout: u64,
+    /// Most connections served at once (`TESSERA_MAX_CONNECTIONS`); one more is answered 503
+    /// `Retry-After: 1` and closed.
+    pub max_connections: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`,
     /// comma-separated IPs). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -160,6 +163,7 @@ impl Default for Config {
             feed_token: None,
             body_limit: 64 * 1024,
             request_timeout: 30,
+            max_connections: 4096,
             trusted_proxies: Vec::new(),
         }
     }
@@ -222,6 +226,7 @@ const OPTIONS: &[(&str, &str, Kind)] = &[
     ("feed_token", "TESSERA_FEED_TOKEN", Kind::Str),
     ("body_limit", "TESSERA_BODY_LIMIT", Kind::Int),
     ("request_timeout", "TESSERA_REQUEST_TIMEOUT", Kind::Int),
+    ("max_connections", "TESSERA_MAX_CONNECTIONS", Kind::Int),
     ("trusted_proxies", "TESSERA_TRUSTED_PROXIES", Kind::List),
 ];
 
@@ -327,6 +332,11 @@ impl Config {
         if self.request_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "request_timeout must be positive".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be positive".into(),
             ));
         }
         if let Some(token) = &self.feed_token {

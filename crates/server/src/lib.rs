@@ -30,6 +30,7 @@ pub mod secrets;
 pub mod state;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_store::{StoreError, StoreNotice};
@@ -232,8 +233,9 @@ pub async fn spawn(
     let background = tokio::spawn(background_tasks(state.clone(), shutdown.subscribe()));
     let app = http::router(state.clone());
     let header_timeout = Duration::from_secs(state.config.request_timeout.max(1));
+    let max_connections = state.config.max_connections.max(1);
     let server = tokio::spawn(async move {
-        serve_connections(listener, app, header_timeout, async move {
+        serve_connections(listener, app, header_timeout, max_connections, async move {
             let _ = rx.wait_for(|stop| *stop).await;
         })
         .await
@@ -253,15 +255,21 @@ pub async fn spawn(
 /// after `header_timeout` instead of holding a connection and a task forever; the
 /// per-request `TimeoutLayer` only starts once the head has been read. Each request gets
 /// the peer address as `ConnectInfo`, like `into_make_service_with_connect_info`.
+///
+/// At most `max_connections` are served at once; a connection over the cap gets a 503 and
+/// is closed at once, rather than waiting unanswered in the listen backlog or taking the
+/// process to its file-descriptor limit.
 async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let (closing, _) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -279,6 +287,10 @@ async fn serve_connections(
             },
         };
         while conns.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            conns.spawn(refuse_connection(stream));
+            continue;
+        };
         let svc =
             app.clone()
                 .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -289,6 +301,7 @@ async fn serve_connections(
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let mut closing = closing.subscribe();
         conns.spawn(async move {
+            let _slot = slot;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -314,6 +327,28 @@ async fn serve_connections(
     let _ = closing.send(true);
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Answers a connection over `max_connections` with 503 and closes it, within a second. The
+/// request is not read; what the client already sent is drained briefly after the answer,
+/// so that closing does not reset the connection before the client has read the 503.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const BODY: &str =
+        r#"{"error":"temporarily_unavailable","error_description":"Too many connections"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// Binds `127.0.0.1:0` and starts a server for tests, with its own clock (advance it with

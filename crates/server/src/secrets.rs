@@ -108,6 +108,14 @@ pub fn load_or_create_master_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, Mas
             let mut file = opts.open(path).map_err(io)?;
             file.write_all(key.as_ref()).map_err(io)?;
             file.sync_all().map_err(io)?;
+            // The directory entry too: private keys sealed under this key are about to be
+            // stored, and a crash must not keep them while losing the only key that opens them.
+            #[cfg(unix)]
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
             Ok(key)
         }
         Err(e) => Err(io(e)),
@@ -117,6 +125,28 @@ pub fn load_or_create_master_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, Mas
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Zeroize-on-drop cannot be observed without `unsafe` (it would mean reading freed
+    /// memory), so the types are held to it instead: every place that keeps secret material
+    /// must be of a type whose drop zeroizes. Replacing one with a plain array or `String`
+    /// stops this test from compiling.
+    #[test]
+    fn secret_material_lives_in_types_that_zeroize_on_drop() {
+        fn zeroizes<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        fn field<S, T: zeroize::ZeroizeOnDrop>(_: fn(&S) -> &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        zeroizes(&load_or_create_master_key(&dir.path().join("master.key")).unwrap());
+        field(|s: &Secrets| &s.key_encryption);
+        field(|s: &Secrets| &s.refresh);
+        field(|s: &crate::config::SecretString| s);
+        field(|i: &crate::domain::sessions::Issued| &i.refresh_token);
+        field(|r: &crate::domain::clients::Registered| &r.secret);
+        let key = [9u8; 32];
+        let sealed = crypto::seal(&key, b"kid", b"private key bytes").unwrap();
+        zeroizes(&crypto::open(&key, b"kid", &sealed).unwrap());
+        fn returns<T: zeroize::ZeroizeOnDrop>(_: fn(&crate::state::AppState, &str) -> T) {}
+        returns(crate::domain::sessions::successor_of);
+    }
 
     #[test]
     fn creates_then_reloads_and_refuses_open_permissions() {

@@ -317,6 +317,54 @@ async fn a_connection_flood_is_served_or_refused_cleanly() {
     healthy(&s).await;
 }
 
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_with_503_at_once() {
+    let cap = 20;
+    let s = TestServer::start_with(Engine::Sqlite, |c| c.max_connections = cap)
+        .await
+        .unwrap();
+    // `cap` idle connections hold every slot (the header timeout is 30 s) ...
+    let mut idle = Vec::new();
+    for _ in 0..cap {
+        idle.push(TcpStream::connect(s.running().addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... so 30 more are each answered 503 with Retry-After, at once, and closed.
+    let started = Instant::now();
+    let mut refused = 0;
+    for _ in 0..30 {
+        let answer = raw(&s, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(status_of(&answer), Some(503), "over the cap: {answer:.300}");
+        assert!(
+            answer.to_ascii_lowercase().contains("retry-after: 1"),
+            "{answer}"
+        );
+        assert!(answer.contains("temporarily_unavailable"), "{answer}");
+        refused += 1;
+    }
+    assert_eq!(refused, 30);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "30 refusals took {:?}",
+        started.elapsed()
+    );
+    // Slots come back when connections close: the server serves again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = raw(&s, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        if status_of(&answer) == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refused after the idle connections closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    healthy(&s).await;
+}
+
 async fn login_from_ip(s: &TestServer, ip: u8, email: &str, password: &str) -> reqwest::Response {
     client_from(ip)
         .post(s.at("/auth/login"))

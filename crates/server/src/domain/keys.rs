@@ -373,3 +373,13 @@ impl KeyManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// See `secrets::tests::secret_material_lives_in_types_that_zeroize_on_drop`.
+    #[test]
+    fn the_key_encryption_key_zeroizes_on_drop() {
+        fn field<S, T: zeroize::ZeroizeOnDrop>(_: fn(&S) -> &T) {}
+        field(|m: &super::KeyManager| &m.kek);
+    }
+}
