@@ -1,12 +1,13 @@
-//! A strict, allocation-light JSON scanner for JOSE headers, claims sets and JWKs.
+//! A strict, allocation-light JSON scanner for JWKs and unverified decoding, and the
+//! member-name set ([`Names`]) that every strict parse uses.
 //!
 //! serde_json accepts duplicate member names (the last one wins), which RFC 7515 §5.2 and
 //! RFC 8725 §3.6 ask us to reject: two parsers could otherwise disagree about what a token
 //! says. This scanner validates the grammar of RFC 8259 in one pass, rejects duplicate names in
 //! every object at every depth, bounds the nesting depth, and hands the caller each top-level
-//! member as (decoded name, raw value text), so that registered claims and header parameters
-//! are read here without a second parse. It allocates only for names that contain escapes and
-//! for very wide objects.
+//! member as (decoded name, raw value text). It allocates only for names that contain escapes
+//! and for very wide objects. Token verification does not use it: headers and claims sets go
+//! through `strict.rs`, so that one JSON parser (serde_json's) is on the hot path.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -321,15 +322,6 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Decodes a raw value that must be a string; `None` if it is another JSON type.
-pub(crate) fn decode_string_value(raw: &str) -> Option<Cow<'_, str>> {
-    if raw.starts_with('"') {
-        decode_string(raw)
-    } else {
-        None
-    }
-}
-
 /// Decodes the raw text of a string the scanner accepted (quotes included). Borrows when there
 /// are no escapes. `None` for lone surrogates.
 pub(crate) fn decode_string(raw: &str) -> Option<Cow<'_, str>> {
@@ -382,48 +374,4 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
         v = (v << 4) | chars.next()?.to_digit(16)?;
     }
     Some(v)
-}
-
-/// Calls `f` with each decoded element of a JSON array of strings (raw text from the
-/// scanner). `Err(())` if it is not an array of strings.
-pub(crate) fn for_each_string<'a>(raw: &'a str, mut f: impl FnMut(Cow<'a, str>)) -> Result<(), ()> {
-    let inner = raw
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or(())?;
-    let b = inner.as_bytes();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
-            *i += 1;
-        }
-    };
-    skip_ws(&mut i);
-    if i == b.len() {
-        return Ok(());
-    }
-    loop {
-        skip_ws(&mut i);
-        if b.get(i) != Some(&b'"') {
-            return Err(());
-        }
-        // Find the closing quote; the scanner already validated escapes.
-        let start = i;
-        i += 1;
-        while i < b.len() && b[i] != b'"' {
-            if b[i] == b'\\' {
-                i += 1;
-            }
-            i += 1;
-        }
-        i += 1;
-        let s = inner.get(start..i).ok_or(())?;
-        f(decode_string(s).ok_or(())?);
-        skip_ws(&mut i);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            None => return Ok(()),
-            _ => return Err(()),
-        }
-    }
 }

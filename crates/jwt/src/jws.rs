@@ -5,8 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::error::{truncate, Part};
-use crate::{json, Algorithm, Error, SigningKey, VerifyingKey};
+use crate::error::Part;
+use crate::{Algorithm, Error, SigningKey, VerifyingKey};
 
 /// Default cap on the whole compact token, in bytes (DESIGN §3: 8 KiB).
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -82,15 +82,16 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
             max: max_len,
         });
     }
-    // `find`/`rfind` on a char use memchr; the middle check is one more memchr.
-    let first = token
-        .find('.')
-        .ok_or(Error::Malformed("expected three segments, found one"))?;
-    let second = token.rfind('.').unwrap_or(first);
-    if second == first {
-        return Err(Error::Malformed("expected three segments, found two"));
-    }
-    if token.as_bytes()[first + 1..second].contains(&b'.') {
+    // One pass over the token with the SIMD `memchr` (core's `find` scans a word at a time,
+    // which showed in HS256 profiles): the first dot, the second, and none after it.
+    let b = token.as_bytes();
+    let first =
+        memchr::memchr(b'.', b).ok_or(Error::Malformed("expected three segments, found one"))?;
+    let second = first
+        + 1
+        + memchr::memchr(b'.', &b[first + 1..])
+            .ok_or(Error::Malformed("expected three segments, found two"))?;
+    if memchr::memchr(b'.', &b[second + 1..]).is_some() {
         // Five segments would be JWE (RFC 7516 §7.1); anything else is garbage.
         return Err(Error::Malformed("expected three segments, found more"));
     }
@@ -142,87 +143,103 @@ pub(crate) fn parse_header(b64: &str) -> Result<Header, Error> {
 
 /// Parses protected-header JSON (see [`parse_header`]).
 pub(crate) fn parse_header_json(bytes: &[u8]) -> Result<Header, Error> {
-    let mut header = Header::default();
-    let mut alg_err: Option<Error> = None;
-    let bad = |what: &str| Error::InvalidJson {
-        part: Part::Header,
-        reason: format!("{what} must be a string"),
-    };
-    json::scan_object(bytes, Part::Header, HEADER_MAX_DEPTH, |name, raw| {
-        match name {
-            "alg" => {
-                let s = json::decode_string_value(raw).ok_or_else(|| bad("alg"))?;
-                match s.parse::<Algorithm>() {
-                    Ok(a) => header.alg = Some(a),
-                    // Remember, but finish the scan so that a duplicate `alg` is still found.
-                    Err(e) => alg_err = Some(e),
-                }
-            }
-            "typ" => {
-                header.typ = Some(
-                    json::decode_string_value(raw)
-                        .ok_or_else(|| bad("typ"))?
-                        .into_owned(),
-                )
-            }
-            "kid" => {
-                header.kid = Some(
-                    json::decode_string_value(raw)
-                        .ok_or_else(|| bad("kid"))?
-                        .into_owned(),
-                )
-            }
-            "cty" => {
-                header.cty = Some(
-                    json::decode_string_value(raw)
-                        .ok_or_else(|| bad("cty"))?
-                        .into_owned(),
-                )
-            }
-            // RFC 8725 §3.10 / RFC 7515 §4.1.2-4.1.6: the token must never supply or point to
-            // its own verification key.
-            "jku" => return Err(Error::ForbiddenHeader("jku")),
-            "jwk" => return Err(Error::ForbiddenHeader("jwk")),
-            "x5u" => return Err(Error::ForbiddenHeader("x5u")),
-            "x5c" => return Err(Error::ForbiddenHeader("x5c")),
-            // RFC 7797: an unencoded payload changes the signing input; not supported.
-            "b64" if raw != "true" => return Err(Error::ForbiddenHeader("b64")),
-            // RFC 7515 §4.1.11: we implement no extensions, so any `crit` must be refused.
-            "crit" => {
-                let mut first = None;
-                let shape = json::for_each_string(raw, |s| {
-                    if first.is_none() {
-                        first = Some(truncate(&s));
-                    }
-                });
-                return Err(match (shape, first) {
-                    (Ok(()), Some(name)) => Error::UnsupportedCritical(name),
-                    _ => Error::UnsupportedCritical("(not a non-empty array of names)".into()),
-                });
-            }
-            // Other parameters are ignored (RFC 7515 §4: unless listed in `crit`).
-            _ => {}
+    match parse_plain_header(bytes) {
+        Some(header) => Ok(header),
+        None => crate::strict::parse_header(bytes, HEADER_MAX_DEPTH),
+    }
+}
+
+/// The common header shape, parsed with a few lines of code instead of the general strict
+/// parser: one flat object whose members are only `alg`, `typ`, `kid` and `cty`, each at most
+/// once, each a string of printable ASCII without escapes, `alg` present and supported.
+/// Anything else (other members, other value types, escapes, non-ASCII, duplicates, an
+/// unsupported `alg`) returns `None` and goes to [`crate::strict::parse_header`], which
+/// accepts exactly the same headers with the same result and gives the precise error for the
+/// rest (`plain_header_agrees_with_the_strict_parser` checks that). The general parser is
+/// large; keeping it off the hot path keeps HS256 verification in the instruction cache.
+fn parse_plain_header(b: &[u8]) -> Option<Header> {
+    let ws = |mut i: usize| {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+            i += 1;
         }
-        Ok(())
-    })?;
-    if let Some(e) = alg_err {
-        return Err(e);
+        i
+    };
+    // A string starting at `i` (the opening quote): its content, and the index after it.
+    let plain = |i: usize| -> Option<(&str, usize)> {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let rest = b.get(i + 1..)?;
+        let len = rest.iter().position(|&c| c == b'"')?;
+        let content = &rest[..len];
+        if !content
+            .iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'\\')
+        {
+            return None;
+        }
+        Some((std::str::from_utf8(content).ok()?, i + 1 + len + 1))
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
     }
-    if header.alg.is_none() {
-        return Err(Error::MissingAlgorithm);
+    let mut header = Header::default();
+    let mut seen = 0u8;
+    i += 1;
+    loop {
+        let (name, next) = plain(ws(i))?;
+        i = ws(next);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let (value, next) = plain(ws(i + 1))?;
+        let (bit, slot) = match name {
+            "alg" => {
+                header.alg = Some(value.parse().ok()?);
+                (1, None)
+            }
+            "typ" => (2, Some(&mut header.typ)),
+            "kid" => (4, Some(&mut header.kid)),
+            "cty" => (8, Some(&mut header.cty)),
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if let Some(slot) = slot {
+            *slot = Some(value.to_owned());
+        }
+        i = ws(next);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => break,
+            _ => return None,
+        }
     }
-    Ok(header)
+    if ws(i + 1) != b.len() || header.alg.is_none() {
+        return None;
+    }
+    Some(header)
 }
 
 /// The header's algorithm must be the key's (RFC 8725 §3.1, §2.1 algorithm confusion).
 pub(crate) fn check_alg(header: &Header, key: &VerifyingKey) -> Result<(), Error> {
     match header.alg {
         Some(a) if a == key.algorithm() => Ok(()),
-        Some(a) => Err(Error::AlgorithmMismatch {
-            key: key.algorithm(),
+        found => Err(alg_mismatch(key.algorithm(), found)),
+    }
+}
+
+#[cold]
+fn alg_mismatch(key: Algorithm, found: Option<Algorithm>) -> Error {
+    match found {
+        Some(a) => Error::AlgorithmMismatch {
+            key,
             token: a.as_str().to_owned(),
-        }),
-        None => Err(Error::MissingAlgorithm),
+        },
+        None => Error::MissingAlgorithm,
     }
 }
 
@@ -344,4 +361,106 @@ pub fn verify_signature_only(
     check_signature(&c, key)?;
     let payload = b64_decode(c.payload, Part::Payload)?;
     Ok((header, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The plain-header fast path must never change a result: for every header, accepted or
+    //! not, `parse_header_json` (fast path first) equals the general strict parser.
+
+    use super::*;
+
+    /// Header members, plain and otherwise: every shape the fast path must either take with
+    /// the same result or hand over.
+    const MEMBERS: &[&str] = &[
+        r#""alg":"HS256""#,
+        r#""alg":"EdDSA""#,
+        r#""alg":"none""#,
+        r#""alg":"hs256""#,
+        r#""alg":1"#,
+        r#""alg":null"#,
+        r#""alg":"HS\u0032256""#,
+        r#""typ":"at+jwt""#,
+        r#""typ":"JWT""#,
+        r#""typ":"""#,
+        r#""typ":"at\u002bjwt""#,
+        r#""typ":"é""#,
+        r#""typ":["at+jwt"]"#,
+        r#""kid":"k1""#,
+        r#""kid":"k\"1""#,
+        r#""kid":"k 1/2""#,
+        r#""kid":true"#,
+        r#""cty":"JWT""#,
+        r#""\u0061lg":"HS256""#,
+        r#""jku":"https://x""#,
+        r#""jwk":{}"#,
+        r#""x5u":"u""#,
+        r#""x5c":[]"#,
+        r#""crit":["exp"]"#,
+        r#""crit":[]"#,
+        r#""b64":true"#,
+        r#""b64":false"#,
+        r#""x":{"y":1}"#,
+        r#""x":{"y":1,"y":2}"#,
+        r#""x":[[[[1]]]]"#,
+        r#""x":1.5e3"#,
+        r#""typ ":"x""#,
+    ];
+
+    const SEPARATORS: &[&str] = &[",", " , ", ",\n", ",\t", ",,", ""];
+
+    fn headers() -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let count = next(5);
+            let mut h = String::from(["{", " {", "{ ", "\t{\n"][next(4)]);
+            for i in 0..count {
+                if i > 0 {
+                    h.push_str(
+                        SEPARATORS[if next(4) == 0 {
+                            next(SEPARATORS.len())
+                        } else {
+                            0
+                        }],
+                    );
+                }
+                let m = MEMBERS[next(MEMBERS.len())];
+                // Sometimes space around the colon.
+                if next(6) == 0 {
+                    h.push_str(&m.replacen(':', " : ", 1));
+                } else {
+                    h.push_str(m);
+                }
+            }
+            h.push_str(["}", "} ", " }\n", "}x", "},", ""][if next(5) == 0 { next(6) } else { 0 }]);
+            out.push(h);
+        }
+        // The common shapes, exactly.
+        out.push(r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#.into());
+        out.push(r#"{"alg":"EdDSA"}"#.into());
+        out.push(r#"{"typ":"JWT","alg":"RS256"}"#.into());
+        out
+    }
+
+    #[test]
+    fn plain_header_agrees_with_the_strict_parser() {
+        let mut fast = 0;
+        for h in headers() {
+            let strict = crate::strict::parse_header(h.as_bytes(), HEADER_MAX_DEPTH);
+            if let Some(plain) = parse_plain_header(h.as_bytes()) {
+                fast += 1;
+                assert_eq!(Ok(&plain), strict.as_ref(), "{h}");
+            }
+            assert_eq!(parse_header_json(h.as_bytes()), strict, "{h}");
+        }
+        // The fast path is actually taken for a good share of the plain headers.
+        assert!(fast > 100, "fast path taken {fast} times");
+    }
 }
