@@ -147,6 +147,7 @@ pub async fn build_state(config: Config, clock: Clock) -> Result<AppState, Serve
         secrets,
         setup: SetupToken::none(),
         metrics: metrics::Metrics::new(),
+        introspection: domain::introspection::IntrospectionCache::default(),
         stopping: watch::channel(false).0,
     }))
 }

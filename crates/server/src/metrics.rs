@@ -34,6 +34,10 @@ pub const REVOCATIONS: &str = "tessera_revocations_total";
 pub const KEY_ROTATIONS: &str = "tessera_key_rotations_total";
 /// Access tokens issued at `/oauth/token`, by grant type.
 pub const OAUTH_TOKENS: &str = "tessera_oauth_tokens_issued_total";
+/// Active access-token introspection answers by how they were found: `hit` (from the cache),
+/// `miss` (from the store, then cached), `bypass` (from the store; the cache was not
+/// trustworthy at that moment).
+pub const INTROSPECTION_CACHE: &str = "tessera_introspection_cache_total";
 
 /// The metrics registry of one server instance. Cheap to clone.
 #[derive(Clone)]
@@ -80,6 +84,10 @@ impl Metrics {
             metrics::describe_counter!(REVOCATIONS, "Revocation events appended, by kind");
             metrics::describe_counter!(KEY_ROTATIONS, "Signing-key rotations");
             metrics::describe_counter!(OAUTH_TOKENS, "Access tokens issued at /oauth/token");
+            metrics::describe_counter!(
+                INTROSPECTION_CACHE,
+                "Active access-token introspection answers by cache outcome (hit, miss, bypass)"
+            );
             // Register the domain counters at zero so dashboards see them before the first
             // event.
             metrics::counter!(LOGINS, "result" => "ok").absolute(0);
@@ -140,6 +148,12 @@ impl Metrics {
     /// Records one access token issued at `/oauth/token` through `grant`.
     pub fn oauth_token(&self, grant: &'static str) {
         self.with(|| metrics::counter!(OAUTH_TOKENS, "grant_type" => grant).increment(1));
+    }
+
+    /// Records how one access-token introspection used the cache.
+    pub fn introspection_cache(&self, outcome: crate::domain::introspection::Outcome) {
+        let result = outcome.as_str();
+        self.with(|| metrics::counter!(INTROSPECTION_CACHE, "result" => result).increment(1));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -45,6 +45,9 @@ pub struct Inner {
     pub setup: SetupToken,
     /// Prometheus metrics of this instance (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// Verified introspection answers and authenticated introspecting clients
+    /// (`domain::introspection`).
+    pub introspection: crate::domain::introspection::IntrospectionCache,
     /// Flips to `true` when the server stops, so endless responses (the SSE revocation feed)
     /// end and graceful shutdown does not wait for them.
     pub stopping: tokio::sync::watch::Sender<bool>,

@@ -744,3 +744,179 @@ async fn a_node_cut_off_from_postgres_answers_503_and_recovers_without_losing_wr
     }
     two.stop().await.unwrap();
 }
+
+// ---- the introspection cache across nodes ----------------------------------------------------
+
+/// `POST /oauth/introspect` on `ep` with Basic credentials: status and body.
+async fn introspect_on(ep: &Ep, rs: &(String, String), token: &str) -> (StatusCode, Value) {
+    let r = ep
+        .http
+        .post(ep.at("/oauth/introspect"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn cache_hits_on(ep: &Ep) -> f64 {
+    let text = ep
+        .http
+        .get(ep.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    support::metric(&text, "tessera_introspection_cache_total{result=\"hit\"}")
+}
+
+/// Introspects on `ep` until the active answer came from that node's cache.
+async fn warm_on(ep: &Ep, rs: &(String, String), token: &str) {
+    let warmed = eventually(Duration::from_secs(5), || async move {
+        let before = cache_hits_on(ep).await;
+        let (status, v) = introspect_on(ep, rs, token).await;
+        assert_eq!(
+            (status, &v["active"]),
+            (StatusCode::OK, &json!(true)),
+            "{v}"
+        );
+        cache_hits_on(ep).await > before
+    })
+    .await;
+    assert!(warmed.is_some(), "never answered from the cache");
+}
+
+/// A revocation on node 2 reaches node 1's cached introspection answers through the
+/// notice, well inside the documented bound (1 s): logout, jti revocation, and the deletion
+/// of the introspecting client itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_cache_on_one_node_hears_revocations_on_the_other() {
+    let Some(c) = Cluster::start(|_| {}).await else {
+        return;
+    };
+    let (n1, n2) = (c.ep(0), c.ep(1));
+    let rs = client(&c.one, "", &[]).await;
+    let bound = Duration::from_millis(1500);
+    let inactive_on_one = |token: String| {
+        let (n1, rs) = (n1.clone(), rs.clone());
+        async move {
+            let (n1, rs, token) = (&n1, &rs, token.as_str());
+            eventually(bound, || async move {
+                introspect_on(n1, rs, token).await == (StatusCode::OK, json!({"active": false}))
+            })
+            .await
+        }
+    };
+
+    let l = c.one.new_user("a@example.com").await;
+    warm_on(&n1, &rs, &l.access).await;
+    assert_eq!(n2.logout(&l.access).await.status(), StatusCode::NO_CONTENT);
+    let took = inactive_on_one(l.access.clone())
+        .await
+        .expect("logout on node 2 visible in node 1's introspection");
+    eprintln!("logout on node 2 -> inactive on node 1 after {took:?}");
+
+    let b = login_from(n1.login("a@example.com", PASSWORD).await).await;
+    warm_on(&n1, &rs, &b.access).await;
+    let r = n2
+        .http
+        .post(n2.at("/oauth/revoke"))
+        .form(&[("token", b.access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    inactive_on_one(b.access.clone())
+        .await
+        .expect("jti revoked on node 2 inactive on node 1");
+
+    // The introspecting client is deleted on node 2: node 1 stops accepting it.
+    let root = admin(&c.one).await;
+    let d = login_from(n1.login("a@example.com", PASSWORD).await).await;
+    warm_on(&n1, &rs, &d.access).await;
+    let r = n2
+        .http
+        .delete(n2.at(&format!("/admin/clients/{}", rs.0)))
+        .bearer_auth(&root.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (n1r, rsr, dr) = (&n1, &rs, d.access.as_str());
+    let refused = eventually(bound, || async move {
+        introspect_on(n1r, rsr, dr).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "a client deleted on node 2 still introspects on node 1"
+    );
+}
+
+/// A node that loses its notice connection cannot know what the other nodes revoked
+/// meanwhile: one second after the cut its cache is no longer used, and after it reconnects
+/// a revocation made during the cut is reflected (the reconnection invalidates everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn introspection_cache_is_not_trusted_across_a_notice_outage() {
+    let Some(one) = TestServer::start_with(Engine::Postgres, |_| {}).await else {
+        return;
+    };
+    let mut url = reqwest::Url::parse(one.config.database_url.as_deref().unwrap()).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let mut config = one.config.clone();
+    config.database_url = Some(url.to_string());
+    let two = start_node(config, &one).await;
+    let ep = Ep {
+        http: one.http.clone(),
+        url: two.url(),
+        cookie: one.config.cookie_name.clone(),
+    };
+    let rs = client(&one, "", &[]).await;
+    let l = one.new_user("a@example.com").await;
+    warm_on(&ep, &rs, &l.access).await;
+
+    // Node 2 is cut off; the logout happens on node 1 meanwhile.
+    proxy.cut();
+    let r = one
+        .http
+        .post(one.at("/auth/logout"))
+        .bearer_auth(&l.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let cut_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Past the bound: never the cached "active" again (503 while PostgreSQL is unreachable).
+    let (status, v) = introspect_on(&ep, &rs, &l.access).await;
+    assert_ne!(
+        v["active"],
+        json!(true),
+        "{status} {v} {:?} after the cut",
+        cut_at.elapsed()
+    );
+
+    proxy.restore();
+    let (epr, rsr, ar) = (&ep, &rs, l.access.as_str());
+    let answered = eventually(Duration::from_secs(20), || async move {
+        introspect_on(epr, rsr, ar).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(answered.is_some(), "node 2 recovers");
+    assert_eq!(
+        introspect_on(&ep, &rs, &l.access).await,
+        (StatusCode::OK, json!({"active": false})),
+        "a revocation made during the outage is reflected after it"
+    );
+    // And the cache is used again once the listener has proven itself.
+    let fresh = one.login("a@example.com", PASSWORD).await;
+    warm_on(&ep, &rs, &fresh.access).await;
+    two.stop().await.unwrap();
+}

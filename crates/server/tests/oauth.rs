@@ -22,6 +22,8 @@ engine_tests!(
     revoke_access_and_refresh_tokens,
     introspection_reflects_every_revocation,
     oauth2_crate_drives_refresh_and_client_credentials,
+    introspection_cache_never_outlives_a_revocation,
+    introspection_cache_respects_expiry_and_deleted_clients,
 );
 
 async fn client_credentials_basic_post_and_scope(engine: Engine) {
@@ -963,4 +965,254 @@ async fn oauth2_crate_drives_refresh_and_client_credentials(engine: Engine) {
         .unwrap();
     let me = s.get_bearer("/auth/me", t2.access_token().secret()).await;
     assert_eq!(me.status(), StatusCode::OK);
+}
+
+// ---- the introspection cache (domain::introspection) ----------------------------------------
+
+const HITS: &str = "tessera_introspection_cache_total{result=\"hit\"}";
+
+async fn cache_hits(s: &TestServer) -> f64 {
+    let text = s
+        .http
+        .get(s.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric(&text, HITS)
+}
+
+/// Introspects `token` until the answer came from the cache (on PostgreSQL the cache is used
+/// only once the store's notice listener has proven itself, a few hundred ms after start),
+/// asserting it is active every time.
+async fn warm(s: &TestServer, rs: &(String, String), token: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let before = cache_hits(s).await;
+        let v = introspect(s, rs, token).await;
+        assert_eq!(v["active"], true, "{v}");
+        if cache_hits(s).await > before {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "introspection never answered from the cache"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn inactive(s: &TestServer, rs: &(String, String), token: &str, what: &str) {
+    assert_eq!(
+        introspect(s, rs, token).await,
+        json!({"active": false}),
+        "{what}: a cached answer outlived the revocation"
+    );
+}
+
+/// Every path that can make a token inactive drops the cached answer at once on the node
+/// that performed it: each token is first answered from the cache, then revoked, then
+/// introspected again.
+async fn introspection_cache_never_outlives_a_revocation(engine: Engine) {
+    let Some(s) = server(engine).await else {
+        return;
+    };
+    let rs = client(&s, "", &[]).await;
+    let root = admin(&s).await;
+    let bearer_post = |path: &'static str, token: String| {
+        let req = s.http.post(s.at(path)).bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+
+    // Logout.
+    let l = native_login(&s, "a@example.com").await;
+    warm(&s, &rs, &l.access).await;
+    assert_eq!(
+        bearer_post("/auth/logout", l.access.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    inactive(&s, &rs, &l.access, "logout").await;
+
+    // One session revoked from another.
+    let l1 = s.login("a@example.com", PASSWORD).await;
+    let l2 = s.login("a@example.com", PASSWORD).await;
+    warm(&s, &rs, &l2.access).await;
+    let r = s
+        .http
+        .delete(s.at(&format!("/auth/sessions/{}", l2.session_id)))
+        .bearer_auth(&l1.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    inactive(&s, &rs, &l2.access, "session revoked").await;
+
+    // Logout everywhere.
+    let l3 = s.login("a@example.com", PASSWORD).await;
+    warm(&s, &rs, &l3.access).await;
+    warm(&s, &rs, &l1.access).await;
+    assert_eq!(
+        bearer_post("/auth/logout-all", l1.access.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    inactive(&s, &rs, &l3.access, "logout-all").await;
+
+    // Password change: the cutoff kills the other session's token.
+    let l = s.login("a@example.com", PASSWORD).await;
+    let other = s.login("a@example.com", PASSWORD).await;
+    warm(&s, &rs, &other.access).await;
+    let r = s
+        .http
+        .post(s.at("/auth/password"))
+        .bearer_auth(&l.access)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another good password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    inactive(&s, &rs, &other.access, "password change").await;
+    let fresh = login_from(r).await;
+
+    // Role change and disable (admin API cutoffs).
+    let uid = payload(&fresh.access)["sub"].as_str().unwrap().to_string();
+    let patch = |body: Value| {
+        s.http
+            .patch(s.at(&format!("/admin/users/{uid}")))
+            .bearer_auth(&root.access)
+            .json(&body)
+            .send()
+    };
+    warm(&s, &rs, &fresh.access).await;
+    assert_eq!(
+        patch(json!({"roles": ["editor"]})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    inactive(&s, &rs, &fresh.access, "role change").await;
+    let l = s.login("a@example.com", "another good password").await;
+    warm(&s, &rs, &l.access).await;
+    assert_eq!(
+        patch(json!({"disabled": true})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    inactive(&s, &rs, &l.access, "disabled").await;
+
+    // RFC 7009 revocation of one jti.
+    let b = native_login(&s, "b@example.com").await;
+    warm(&s, &rs, &b.access).await;
+    let r = form(&s, "/oauth/revoke", &[("token", &b.access)], None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    inactive(&s, &rs, &b.access, "jti revoked").await;
+
+    // Refresh-token reuse ends the session.
+    let c = native_login(&s, "c@example.com").await;
+    warm(&s, &rs, &c.access).await;
+    let rotate = |t: String| {
+        let req = s
+            .http
+            .post(s.at("/oauth/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", &t)]);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(rotate(c.refresh.clone()).await, StatusCode::OK);
+    s.advance(s.config.refresh_grace + 1);
+    assert_eq!(rotate(c.refresh.clone()).await, StatusCode::BAD_REQUEST);
+    inactive(&s, &rs, &c.access, "refresh reuse").await;
+
+    // A deleted user.
+    let d = native_login(&s, "d@example.com").await;
+    warm(&s, &rs, &d.access).await;
+    let did = payload(&d.access)["sub"].as_str().unwrap().to_string();
+    let r = s
+        .http
+        .delete(s.at(&format!("/admin/users/{did}")))
+        .bearer_auth(&root.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    inactive(&s, &rs, &d.access, "user deleted").await;
+
+    // A service token dies with its client.
+    let svc = client(&s, "", &[]).await;
+    let tok = client_token(&s, &svc.0, &svc.1, None).await;
+    warm(&s, &rs, &tok).await;
+    let r = s
+        .http
+        .delete(s.at(&format!("/admin/clients/{}", svc.0)))
+        .bearer_auth(&root.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    inactive(&s, &rs, &tok, "client deleted").await;
+}
+
+/// A cached answer still expires with its token, and a deleted client, even one whose
+/// authentication was cached, cannot introspect any more.
+async fn introspection_cache_respects_expiry_and_deleted_clients(engine: Engine) {
+    let Some(s) = server(engine).await else {
+        return;
+    };
+    let rs = client(&s, "", &[]).await;
+    admin(&s).await;
+    let l = native_login(&s, "e@example.com").await;
+    warm(&s, &rs, &l.access).await;
+
+    // Active up to the last second of exp + leeway, from the cache; inactive after.
+    let exp = payload(&l.access)["exp"].as_i64().unwrap();
+    let last = exp + s.config.leeway - 1;
+    s.advance(last - s.now());
+    // (A slow machine may have crossed a second boundary: only assert while inside.)
+    if s.now() == last {
+        let before = cache_hits(&s).await;
+        assert_eq!(introspect(&s, &rs, &l.access).await["active"], true);
+        if s.now() == last {
+            assert!(cache_hits(&s).await > before, "not answered from the cache");
+        }
+    }
+    s.advance(exp + s.config.leeway - s.now());
+    inactive(&s, &rs, &l.access, "expired").await;
+    // (root's access token expired as well.)
+    let root = s.login("root@example.com", PASSWORD).await;
+
+    // A client whose authentication is cached is deleted: 401 at once.
+    let other = client(&s, "", &[]).await;
+    let tok = client_token(&s, &other.0, &other.1, None).await;
+    warm(&s, &rs, &tok).await;
+    warm(&s, &other, &tok).await;
+    let r = s
+        .http
+        .delete(s.at(&format!("/admin/clients/{}", other.0)))
+        .bearer_auth(&root.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = form(
+        &s,
+        "/oauth/introspect",
+        &[("token", &l.access)],
+        Some((&other.0, &other.1)),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(r).await, "invalid_client");
+    // A wrong secret for a cached client is refused too.
+    warm(&s, &rs, &tok_for(&s).await).await;
+    let r = form(
+        &s,
+        "/oauth/introspect",
+        &[("token", &l.access)],
+        Some((&rs.0, "not the secret")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A fresh, active service token.
+async fn tok_for(s: &TestServer) -> String {
+    let svc = client(s, "", &[]).await;
+    client_token(s, &svc.0, &svc.1, None).await
 }

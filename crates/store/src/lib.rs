@@ -81,6 +81,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// the store from your own cursor on each one. A receiver that falls behind gets
     /// `RecvError::Lagged` and should do the same.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreNotice>;
+    /// How current this process's knowledge of other nodes' changes is ([`PeerChanges`]).
+    /// Cheap (atomic loads): meant to be asked on every cache lookup. SQLite answers
+    /// [`PeerChanges::Local`]; PostgreSQL counts the notices its listener received and proves
+    /// the listener alive with a heartbeat: a `NOTIFY` to itself every 250 ms, whose arrival
+    /// shows that every notice committed before it was sent has arrived too (PostgreSQL
+    /// delivers notifications in commit order).
+    fn peer_changes(&self) -> PeerChanges {
+        PeerChanges::Local
+    }
 
     // ---- users ----------------------------------------------------------------------------
 

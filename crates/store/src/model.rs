@@ -293,6 +293,29 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// What this process knows of changes that other processes sharing the database made, for a
+/// caller that keeps the results of store reads in memory (the auth server's introspection
+/// cache) and must drop them when another node revokes something. See
+/// [`crate::Store::peer_changes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerChanges {
+    /// No other process writes this database (SQLite: one server process per file): every
+    /// change is this process's own, so a cache that this process invalidates on its own
+    /// writes is never stale.
+    Local,
+    /// Other nodes may write the database (PostgreSQL).
+    Shared {
+        /// Changes whenever a change notice (revocation or key change) from any node has
+        /// been received, and whenever the notice listener (re)connects. Never decreases.
+        generation: u64,
+        /// Every change notice committed (by any node) before this instant has been received
+        /// and counted in `generation`. `None` while the notice listener is not connected or
+        /// has not yet proven its connection: then nothing read from the store may be
+        /// trusted beyond the moment it was read.
+        heard_until: Option<std::time::Instant>,
+    },
+}
+
 /// A change another part of the system must react to, from [`crate::Store::subscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

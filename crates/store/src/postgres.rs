@@ -8,10 +8,14 @@
 //!
 //! Change notices travel over `pg_notify('tessera', ...)` in the writing transaction (so they
 //! are delivered only on commit) and reach every node's [`Store::subscribe`] through one
-//! `LISTEN` connection per process, started on the first subscription.
+//! `LISTEN` connection per process, started on the first subscription. The same connection
+//! also listens on a channel of its own, to which the store sends a heartbeat every 250 ms:
+//! PostgreSQL delivers notifications in commit order, so a heartbeat's arrival proves that
+//! every notice committed before it was sent has arrived ([`Store::peer_changes`]).
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, Row};
@@ -20,8 +24,8 @@ use tokio::sync::broadcast;
 use crate::error::db_err;
 use crate::{
     AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser,
-    RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation, Session, SigningKeyRecord,
-    Snapshot, Store, StoreError, StoreNotice, Throttle, User, UserUpdate,
+    PeerChanges, RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation, Session,
+    SigningKeyRecord, Snapshot, Store, StoreError, StoreNotice, Throttle, User, UserUpdate,
 };
 
 /// The LISTEN/NOTIFY channel carrying [`StoreNotice`]s between nodes.
@@ -46,12 +50,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How often the listener sends itself a heartbeat notification.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The origin of heartbeat timestamps (monotonic nanoseconds since this instant, taken once
+/// per process).
+fn heartbeat_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// What the listener knows of other nodes' changes ([`PeerChanges::Shared`]), shared between
+/// the listener task and [`Store::peer_changes`].
+#[derive(Debug, Default)]
+struct PeerWatch {
+    /// Bumped for every notice received and on every (re)connection.
+    generation: AtomicU64,
+    /// Send time of the latest heartbeat received back, as nanoseconds since
+    /// [`heartbeat_origin`] plus one; 0 = none on the current connection.
+    heard_until: AtomicU64,
+}
+
+impl PeerWatch {
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn heard(&self, sent_nanos: u64) {
+        self.heard_until
+            .fetch_max(sent_nanos.saturating_add(1), Ordering::SeqCst);
+    }
+
+    fn lost(&self) {
+        self.heard_until.store(0, Ordering::SeqCst);
+        self.changed();
+    }
+
+    fn snapshot(&self) -> PeerChanges {
+        // Heard-until first: a generation read after it is at least as new, so a change
+        // counted before the heartbeat arrived is never missed.
+        let heard = self.heard_until.load(Ordering::SeqCst);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let heard_until = heard
+            .checked_sub(1)
+            .map(|n| heartbeat_origin() + Duration::from_nanos(n));
+        PeerChanges::Shared {
+            generation,
+            heard_until,
+        }
+    }
+}
+
 /// PostgreSQL implementation of [`crate::Store`].
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
     notices: broadcast::Sender<StoreNotice>,
     listener: Mutex<Option<AbortOnDrop>>,
+    watch: Arc<PeerWatch>,
 }
 
 /// Is `name` a plain SQL identifier we can use as a schema name without quoting tricks?
@@ -119,6 +175,7 @@ impl PostgresStore {
             pool,
             notices,
             listener: Mutex::new(None),
+            watch: Arc::new(PeerWatch::default()),
         }
     }
 
@@ -138,7 +195,11 @@ impl PostgresStore {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let task = handle.spawn(listen_loop(self.pool.clone(), self.notices.clone()));
+        let task = handle.spawn(listen_loop(
+            self.pool.clone(),
+            self.notices.clone(),
+            Arc::clone(&self.watch),
+        ));
         *slot = Some(AbortOnDrop(task));
     }
 }
@@ -175,10 +236,22 @@ async fn pg_notify(conn: &mut PgConnection, notice: StoreNotice) -> Result<()> {
 /// Rebroadcasts notifications to local subscribers, reconnecting with capped exponential
 /// backoff. After every (re)connection it sends a resync pair (`KeysChanged` and the latest
 /// revocation cursor), since notices sent while disconnected are lost.
-async fn listen_loop(pool: PgPool, tx: broadcast::Sender<StoreNotice>) {
+async fn listen_loop(pool: PgPool, tx: broadcast::Sender<StoreNotice>, watch: Arc<PeerWatch>) {
     let mut backoff = Duration::from_millis(100);
+    // This store's own heartbeat channel: unique per store (several stores may share a
+    // process, as the tests' nodes do), so no other node hears it.
+    static STORES: AtomicU64 = AtomicU64::new(0);
+    let channel = format!(
+        "tessera_hb_{}_{}_{}",
+        std::process::id(),
+        STORES.fetch_add(1, Ordering::Relaxed),
+        heartbeat_origin().elapsed().as_nanos()
+    );
     loop {
-        match listen_once(&pool, &tx, &mut backoff).await {
+        let result = listen_once(&pool, &tx, &watch, &channel, &mut backoff).await;
+        // Whatever was in flight on the lost connection is gone: no longer sure of anything.
+        watch.lost();
+        match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "store notification listener lost; reconnecting");
@@ -189,9 +262,32 @@ async fn listen_loop(pool: PgPool, tx: broadcast::Sender<StoreNotice>) {
     }
 }
 
+/// Sends a heartbeat to `channel` every [`HEARTBEAT_INTERVAL`]: its payload is the send time
+/// (nanoseconds since [`heartbeat_origin`]), taken before the statement runs.
+async fn heartbeat_loop(pool: PgPool, channel: String) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sent = u64::try_from(heartbeat_origin().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let r = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&channel)
+            .bind(sent.to_string())
+            .execute(&pool)
+            .await;
+        if let Err(e) = r {
+            // The listener notices a dead database by itself; a missed beat only makes
+            // `peer_changes` report an older horizon.
+            tracing::debug!(error = %e, "store heartbeat failed");
+        }
+    }
+}
+
 async fn listen_once(
     pool: &PgPool,
     tx: &broadcast::Sender<StoreNotice>,
+    watch: &PeerWatch,
+    channel: &str,
     backoff: &mut Duration,
 ) -> Result<()> {
     let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
@@ -201,7 +297,13 @@ async fn listen_once(
     let mut listener = PgListener::connect_with(pool).await.map_err(db_err)?;
     // Reconnection is ours to schedule (so we can resync), not the driver's.
     listener.ignore_pool_close_event(true);
-    listener.listen(NOTIFY_CHANNEL).await.map_err(db_err)?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, channel])
+        .await
+        .map_err(db_err)?;
+    // Notices committed while we were not listening are lost: count a change, so whatever
+    // was read from the store before now is treated as stale.
+    watch.changed();
     let latest: i64 = sqlx::query_scalar("SELECT n FROM revocation_counter WHERE id = 1")
         .fetch_optional(pool)
         .await
@@ -210,14 +312,26 @@ async fn listen_once(
     *backoff = Duration::from_millis(100);
     let _ = tx.send(StoreNotice::KeysChanged);
     let _ = tx.send(StoreNotice::Revocation(latest));
+    let _beat = AbortOnDrop(tokio::spawn(heartbeat_loop(
+        pool.clone(),
+        channel.to_string(),
+    )));
     loop {
         let Some(n) = listener.try_recv().await.map_err(db_err)? else {
             return Err(StoreError::Unavailable(
                 "notification connection closed".to_string(),
             ));
         };
+        if n.channel() == channel {
+            if let Ok(sent) = n.payload().parse::<u64>() {
+                watch.heard(sent);
+            }
+            continue;
+        }
         match serde_json::from_str::<Payload>(n.payload()) {
             Ok(p) if p.schema == schema => {
+                // Counted before anyone is woken, and before any later heartbeat is read.
+                watch.changed();
                 let _ = tx.send(p.notice);
             }
             Ok(_) => {}
@@ -416,6 +530,21 @@ impl Store for PostgresStore {
         let rx = self.notices.subscribe();
         self.ensure_listener();
         rx
+    }
+
+    fn peer_changes(&self) -> PeerChanges {
+        let snapshot = self.watch.snapshot();
+        if matches!(
+            snapshot,
+            PeerChanges::Shared {
+                heard_until: None,
+                ..
+            }
+        ) {
+            // Nobody subscribed yet: start the listener, so the horizon starts moving.
+            self.ensure_listener();
+        }
+        snapshot
     }
 
     // ---- users ------------------------------------------------------------------------------

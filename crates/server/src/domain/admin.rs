@@ -146,7 +146,10 @@ pub async fn delete_user(state: &AppState, id: &str) -> DomainResult<()> {
         },
     )
     .await?;
-    if !state.store.delete_user(id).await? {
+    let deleted = state.store.delete_user(id).await;
+    // A token issued between the cutoff and the delete must not stay cached either.
+    super::introspection::invalidate(state);
+    if !deleted? {
         return Err(DomainError::NotFound);
     }
     Ok(())

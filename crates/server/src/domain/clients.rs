@@ -125,6 +125,33 @@ pub async fn authenticate(
     }
 }
 
+/// [`authenticate`] for the introspection endpoint: a client that proved this same secret
+/// before, in the current cache epoch, is answered from memory (`domain::introspection`;
+/// the presented secret is still hashed and compared in constant time). A wrong secret, an
+/// unknown id or an old epoch take the store path of [`authenticate`], so a cached client
+/// and an unknown one cost the same to anybody without the secret.
+pub async fn authenticate_cached(
+    state: &AppState,
+    client_id: &str,
+    secret: &str,
+) -> DomainResult<Option<Client>> {
+    let epoch = super::introspection::epoch(state);
+    if secret.len() <= MAX_CREDENTIAL_LENGTH {
+        if let Some(client) = epoch.and_then(|e| super::introspection::client(state, e, client_id))
+        {
+            let presented = crypto::sha256(secret.as_bytes());
+            if crypto::ct_eq(&client.secret_hash, &presented) {
+                return Ok(Some(client));
+            }
+        }
+    }
+    let found = authenticate(state, client_id, secret).await?;
+    if let (Some(e), Some(c)) = (epoch, &found) {
+        super::introspection::remember_client(state, e, c);
+    }
+    Ok(found)
+}
+
 /// Whether `client_id` names the first-party (public) client.
 pub fn is_first_party(client_id: &str) -> bool {
     client_id == FIRST_PARTY_CLIENT
@@ -166,7 +193,10 @@ pub async fn list(state: &AppState) -> DomainResult<Vec<Client>> {
 /// the cutoff rule covers every token the client was issued. `NotFound` when it does not
 /// exist.
 pub async fn delete(state: &AppState, client_id: &str) -> DomainResult<()> {
-    if !state.store.delete_client(client_id).await? {
+    let deleted = state.store.delete_client(client_id).await;
+    // Whatever happened next: the client must not introspect from the cache any more.
+    super::introspection::invalidate(state);
+    if !deleted? {
         return Err(DomainError::NotFound);
     }
     let now = state.now();

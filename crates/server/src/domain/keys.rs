@@ -69,6 +69,9 @@ pub struct KeyManager {
     loaded: RwLock<Arc<Loaded>>,
     /// Rotations performed by this instance (read by `/metrics`).
     rotations: std::sync::atomic::AtomicU64,
+    /// Bumped whenever a reload changes the set of verification keys (kids), so caches of
+    /// verified tokens (domain::introspection) drop what a removed key signed.
+    key_set_generation: std::sync::atomic::AtomicU64,
     /// Serializes rotations in this process (the background task and an admin request must
     /// not both start one).
     rotating: tokio::sync::Mutex<()>,
@@ -124,6 +127,7 @@ impl KeyManager {
             rotation_interval: config.key_rotation_interval,
             loaded: RwLock::new(Arc::new(Loaded::default())),
             rotations: std::sync::atomic::AtomicU64::new(0),
+            key_set_generation: std::sync::atomic::AtomicU64::new(0),
             rotating: tokio::sync::Mutex::new(()),
             node_id: crypto::random_token()?,
         };
@@ -168,11 +172,28 @@ impl KeyManager {
         let verify =
             KeySet::from_keys(keys.iter().map(|k| k.key.verifying_key())).map_err(jwt_err)?;
         let loaded = Arc::new(Loaded { keys, verify });
-        match self.loaded.write() {
-            Ok(mut g) => *g = loaded,
-            Err(poisoned) => *poisoned.into_inner() = loaded,
+        let mut guard = match self.loaded.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let kids = |l: &Loaded| {
+            l.keys
+                .iter()
+                .map(|k| k.record.kid.clone())
+                .collect::<Vec<_>>()
+        };
+        if kids(&guard) != kids(&loaded) {
+            self.key_set_generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+        *guard = loaded;
         Ok(())
+    }
+
+    /// Changes whenever the set of verification keys changes (a key added or removed).
+    pub fn key_set_generation(&self) -> u64 {
+        self.key_set_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The key that signs at `now`: among keys whose `activate_at <= now` and not yet

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clients;
 mod error;
 pub mod feed;
+pub mod introspection;
 pub mod keys;
 pub mod passwords;
 pub mod revocation;

@@ -61,7 +61,15 @@ pub struct Outcome {
 }
 
 /// Revokes `target`: writes the store, appends one event per thing revoked, broadcasts them.
+/// Then drops the introspection cache (`domain::introspection`), also when a step failed
+/// after an earlier write had gone through.
 pub async fn revoke(state: &AppState, target: Target<'_>) -> DomainResult<Outcome> {
+    let result = revoke_in_store(state, target).await;
+    super::introspection::invalidate(state);
+    result
+}
+
+async fn revoke_in_store(state: &AppState, target: Target<'_>) -> DomainResult<Outcome> {
     let now = state.now();
     let expires_at = now + state.config.access_token_ttl + state.config.leeway;
     let mut out = Outcome::default();

@@ -37,6 +37,10 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expiry.
     pub exp: i64,
+    /// Not before, when the token has one (Tessera's always do).
+    pub nbf: Option<i64>,
+    /// The audiences the token names.
+    pub aud: Vec<String>,
     /// Session id (user tokens only).
     pub sid: Option<String>,
     /// Client id.
@@ -164,6 +168,12 @@ pub fn verify(state: &AppState, token: &str) -> DomainResult<AccessClaims> {
             .ok_or(DomainError::InvalidToken("The access token is invalid"))?,
         iat: c.registered.iat.ok_or(missing)?,
         exp: c.registered.exp.unwrap_or(0),
+        nbf: c.registered.nbf,
+        aud: c
+            .registered
+            .aud
+            .map(|a| a.iter().map(str::to_string).collect())
+            .unwrap_or_default(),
         sid: c.custom.sid,
         client_id: c.custom.client_id,
         roles: c.custom.roles,

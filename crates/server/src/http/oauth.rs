@@ -7,6 +7,7 @@
 //! the body), never both. The first-party client `tessera` is public: it identifies itself
 //! with `client_id` alone (or not at all) and may only redeem and revoke its own tokens.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,17 +17,17 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use tessera_jwt::Validation;
 use tessera_store::Client;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiForm, ClientInfo};
+use crate::crypto;
 use crate::domain::accounts::{self, FIRST_PARTY_CLIENT};
 use crate::domain::revocation::{self, Target};
 use crate::domain::sessions::{self, Issued, SessionOrigin};
-use crate::domain::tokens::{self, TesseraClaims, TokenSpec};
-use crate::domain::{audit, clients, DomainError};
+use crate::domain::tokens::{self, TokenSpec};
+use crate::domain::{audit, clients, introspection, DomainError};
 use crate::state::AppState;
 
 /// Routes of `/oauth/*`.
@@ -667,7 +668,9 @@ pub(crate) struct IntrospectResponse {
 }
 
 /// OAuth 2.0 token introspection (RFC 7662), for authenticated confidential clients.
-/// Reflects every revocation and cutoff at once: it asks the store, not a cache.
+/// Reflects every revocation and cutoff made on this node at once, and those made on other
+/// nodes within `MAX_PEER_STALENESS` (docs/oauth.md): repeat answers come from a cache that
+/// every revocation drops.
 #[utoipa::path(
     post,
     path = "/oauth/introspect",
@@ -698,59 +701,101 @@ async fn introspect_inner(
     let creds = presented(headers, param(&form.client_id), param(&form.client_secret))?;
     // RFC 7662 §2.1: the endpoint requires authorization; only registered clients get in.
     let basic = matches!(&creds, Presented::Secret { basic: true, .. });
-    match authenticate_client(state, creds).await? {
-        Caller::Confidential(_) => {}
-        _ => return Err(invalid_client("Client authentication required", basic)),
+    let authenticated = match creds {
+        Presented::Secret { id, secret, .. } => {
+            clients::authenticate_cached(state, &id, &secret).await?
+        }
+        _ => None,
+    };
+    if authenticated.is_none() {
+        return Err(invalid_client("Client authentication required", basic));
     }
     let token = param(&form.token).ok_or_else(|| ApiError::invalid_request("Missing token"))?;
     let _ = param(&form.token_type_hint);
     let body = match introspect_access(state, token).await? {
-        Some(r) => r,
-        None => introspect_refresh(state, token).await?.unwrap_or_default(),
+        Some(body) => body,
+        None => {
+            let r = introspect_refresh(state, token).await?.unwrap_or_default();
+            return Ok(Json(r).into_response());
+        }
     };
-    Ok(Json(body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// An access token: valid signature and claims, then every store-side rule
-/// (`tokens::authenticate`).
-async fn introspect_access(state: &AppState, token: &str) -> ApiResult<Option<IntrospectResponse>> {
+/// (`tokens::authenticate`); an active answer is cached (`domain::introspection`) and
+/// served from memory until something could have changed it. Returns the serialized
+/// answer, `None` when the token is not an active access token.
+async fn introspect_access(state: &AppState, token: &str) -> ApiResult<Option<Bytes>> {
+    let key: [u8; 32] = crypto::sha256_array(token.as_bytes());
+    let now = state.now();
+    let epoch = introspection::epoch(state);
+    if let Some(e) = epoch {
+        if let Some(body) = introspection::token(state, e, &key, now) {
+            state
+                .metrics
+                .introspection_cache(introspection::Outcome::Hit);
+            return Ok(Some(body));
+        }
+    }
     let ctx = match tokens::authenticate(state, token).await {
         Ok(ctx) => ctx,
         Err(DomainError::InvalidToken(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    // The registered claims `authenticate` does not keep (nbf, aud), from the same
-    // verification policy.
-    let audiences: Vec<&str> = state.config.audiences.iter().map(String::as_str).collect();
-    let policy = Validation::access_token(&state.config.issuer(), &audiences)
-        .leeway(u64::try_from(state.config.leeway).unwrap_or(0))
-        .clock(tessera_jwt::Clock::Fixed(state.now()));
-    let registered = tessera_jwt::verify_with_keys::<TesseraClaims>(
-        token,
-        &state.keys.verification_keys(),
-        &policy,
-    )
-    .ok()
-    .map(|v| v.into_claims().registered)
-    .unwrap_or_default();
+    state.metrics.introspection_cache(match epoch {
+        Some(_) => introspection::Outcome::Miss,
+        None => introspection::Outcome::Bypass,
+    });
+    let leeway = state.config.leeway;
+    let mut until = ctx.claims.exp.saturating_add(leeway);
+    if let Some(s) = &ctx.session {
+        until = until.min(s.idle_expires_at).min(s.absolute_expires_at);
+    }
+    let not_before = ctx
+        .claims
+        .nbf
+        .map_or(i64::MIN, |n| n.saturating_sub(leeway));
     let c = ctx.claims;
-    Ok(Some(IntrospectResponse {
+    let answer = IntrospectResponse {
         active: true,
         sub: Some(c.sub),
         client_id: Some(c.client_id),
         scope: c.scope,
         exp: Some(c.exp),
         iat: Some(c.iat),
-        nbf: registered.nbf,
-        aud: registered
-            .aud
-            .map(|a| a.iter().map(str::to_string).collect()),
+        nbf: c.nbf,
+        aud: (!c.aud.is_empty()).then_some(c.aud),
         iss: Some(state.config.issuer()),
         jti: Some(c.jti),
         sid: c.sid,
         token_type: Some("access_token"),
         roles: Some(c.roles),
-    }))
+    };
+    let body = Bytes::from(
+        serde_json::to_vec(&answer)
+            .map_err(|e| ApiError::from(DomainError::Internal(format!("introspection: {e}"))))?,
+    );
+    if let Some(epoch) = epoch {
+        introspection::remember_token(
+            state,
+            key,
+            introspection::TokenEntry {
+                epoch,
+                not_before,
+                until,
+                body: body.clone(),
+            },
+        );
+    }
+    Ok(Some(body))
 }
 
 /// A refresh token: its session live, its user enabled, and not yet rotated. A rotated
