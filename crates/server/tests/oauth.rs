@@ -742,7 +742,8 @@ async fn introspection_reflects_every_revocation(engine: Engine) {
     ] {
         assert_eq!(v[k], c[k], "{k}");
     }
-    assert_eq!(v["token_type"], "access_token");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["token_use"], "access_token");
     assert_eq!(
         introspect(&s, &rs, "garbage").await,
         json!({"active": false})
@@ -751,7 +752,8 @@ async fn introspection_reflects_every_revocation(engine: Engine) {
     // Refresh tokens: active until rotated.
     let v = introspect(&s, &rs, &l.refresh).await;
     assert_eq!(v["active"], true);
-    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["token_use"], "refresh_token");
+    assert!(v.get("token_type").is_none(), "{v}");
     assert_eq!(v["sid"], l.session_id.as_str());
     let r = form(
         &s,

@@ -660,9 +660,13 @@ pub(crate) struct IntrospectResponse {
     jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
-    /// `access_token` or `refresh_token`.
+    /// RFC 7662 §2.2: the RFC 6749 §5.1 type of an access token, `Bearer`; absent for a
+    /// refresh token, which is never presented to a resource server.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+    /// Which token this is, `access_token` or `refresh_token` (an extension, as in Ory Hydra).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_use: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<Vec<String>>,
 }
@@ -776,7 +780,8 @@ async fn introspect_access(state: &AppState, token: &str) -> ApiResult<Option<By
         iss: Some(state.config.issuer()),
         jti: Some(c.jti),
         sid: c.sid,
-        token_type: Some("access_token"),
+        token_type: Some("Bearer"),
+        token_use: Some("access_token"),
         roles: Some(c.roles),
     };
     let body = Bytes::from(
@@ -837,7 +842,7 @@ async fn introspect_refresh(
             iat: Some(session.last_used_at),
             iss: Some(state.config.issuer()),
             sid: Some(session.id.clone()),
-            token_type: Some("refresh_token"),
+            token_use: Some("refresh_token"),
             roles: Some(u.roles),
             ..IntrospectResponse::default()
         })),
