@@ -85,6 +85,11 @@ impl HmacKey {
     }
 }
 
+/// Whether two secrets are equal, in time independent of their contents (lengths may leak).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public keys
 

@@ -1,11 +1,12 @@
 //! JSON Web Keys (RFC 7517), key sets, and RFC 7638 thumbprints.
 
 use std::fmt;
+use std::ops::Deref;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::Part;
 use crate::{crypto, json, Error, VerifyingKey};
@@ -16,9 +17,12 @@ pub const MAX_JWKS_LEN: usize = 1 << 20;
 /// A JSON Web Key (RFC 7517 §4) of one of the supported types: `oct`, `RSA`, `EC` (P-256,
 /// P-384), `OKP` (Ed25519). Members this crate does not use are ignored on input.
 ///
-/// `Debug` redacts the private members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`). They are plain
-/// `String`s and are not zeroized on drop: keep private JWKs short-lived, and store keys with
-/// [`crate::SigningKey::to_secret_bytes`] (zeroizing) instead.
+/// The private members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`) are [`JwkSecret`]s: zeroized on
+/// drop and `<redacted>` in `Debug`. [`Jwk::to_public`] is the key without them. What this type
+/// cannot wipe is outside it: the JSON text the key was parsed from or serialized to, and
+/// (for a member written with JSON escapes) the parser's scratch buffer. Keep those
+/// zeroizing too (`Zeroizing<String>`), or store keys with
+/// [`crate::SigningKey::to_secret_bytes`].
 #[derive(Serialize, Deserialize, Clone, PartialEq, Default)]
 pub struct Jwk {
     /// Key type (RFC 7517 §4.1).
@@ -52,30 +56,30 @@ pub struct Jwk {
     pub e: Option<String>,
     /// Private exponent (RSA), private scalar (EC) or seed (OKP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d: Option<String>,
+    pub d: Option<JwkSecret>,
     /// RSA first prime factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p: Option<String>,
+    pub p: Option<JwkSecret>,
     /// RSA second prime factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub q: Option<String>,
+    pub q: Option<JwkSecret>,
     /// RSA first factor CRT exponent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dp: Option<String>,
+    pub dp: Option<JwkSecret>,
     /// RSA second factor CRT exponent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dq: Option<String>,
+    pub dq: Option<JwkSecret>,
     /// RSA first CRT coefficient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qi: Option<String>,
+    pub qi: Option<JwkSecret>,
     /// Symmetric key value (oct).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub k: Option<String>,
+    pub k: Option<JwkSecret>,
 }
 
 impl fmt::Debug for Jwk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        let redact = |v: &Option<JwkSecret>| v.as_ref().map(|_| "<redacted>");
         f.debug_struct("Jwk")
             .field("kty", &self.kty)
             .field("kid", &self.kid)
@@ -106,7 +110,7 @@ impl Jwk {
         }
     }
     pub(crate) fn k(mut self, v: String) -> Jwk {
-        self.k = Some(v);
+        self.k = Some(JwkSecret::from(v));
         self
     }
     pub(crate) fn n(mut self, v: String) -> Jwk {
@@ -133,33 +137,40 @@ impl Jwk {
     /// The RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order, no
     /// whitespace (§3.2; OKP members from RFC 8037 §2), base64url-encoded.
     pub fn thumbprint(&self) -> Result<String, Error> {
-        fn req<'a>(v: &'a Option<String>, member: &'static str) -> Result<&'a str, Error> {
-            v.as_deref().ok_or(Error::InvalidJwk {
+        fn req<'a>(v: Option<&'a str>, member: &'static str) -> Result<&'a str, Error> {
+            v.ok_or(Error::InvalidJwk {
                 member,
                 reason: "missing",
             })
         }
         let members: Vec<(&str, &str)> = match self.kty.as_str() {
             "EC" => vec![
-                ("crv", req(&self.crv, "crv")?),
+                ("crv", req(self.crv.as_deref(), "crv")?),
                 ("kty", "EC"),
-                ("x", req(&self.x, "x")?),
-                ("y", req(&self.y, "y")?),
+                ("x", req(self.x.as_deref(), "x")?),
+                ("y", req(self.y.as_deref(), "y")?),
             ],
             "RSA" => vec![
-                ("e", req(&self.e, "e")?),
+                ("e", req(self.e.as_deref(), "e")?),
                 ("kty", "RSA"),
-                ("n", req(&self.n, "n")?),
+                ("n", req(self.n.as_deref(), "n")?),
             ],
-            "oct" => vec![("k", req(&self.k, "k")?), ("kty", "oct")],
+            "oct" => vec![("k", req(self.k.as_deref(), "k")?), ("kty", "oct")],
             "OKP" => vec![
-                ("crv", req(&self.crv, "crv")?),
+                ("crv", req(self.crv.as_deref(), "crv")?),
                 ("kty", "OKP"),
-                ("x", req(&self.x, "x")?),
+                ("x", req(self.x.as_deref(), "x")?),
             ],
             _ => return Err(Error::InvalidKey("unsupported kty")),
         };
-        let mut canon = String::with_capacity(256);
+        // Zeroizing: for `oct` the canonical form holds the secret. Sized up front so that it
+        // never reallocates (a reallocation would leave a copy behind).
+        let cap = 16
+            + members
+                .iter()
+                .map(|(n, v)| 8 + n.len() + 2 * v.len())
+                .sum::<usize>();
+        let mut canon = Zeroizing::new(String::with_capacity(cap));
         canon.push('{');
         for (i, (name, value)) in members.iter().enumerate() {
             if i > 0 {
@@ -169,15 +180,30 @@ impl Jwk {
             // exactly as RFC 7638 §3.3 asks (no escaping beyond what JSON requires).
             canon.push_str(&serde_json::to_string(name).unwrap_or_default());
             canon.push(':');
-            canon.push_str(&serde_json::to_string(value).unwrap_or_default());
+            canon.push_str(&Zeroizing::new(
+                serde_json::to_string(value).unwrap_or_default(),
+            ));
         }
         canon.push('}');
         Ok(b64_encode(&crypto::sha256(canon.as_bytes())))
     }
 
-    /// This key without its private members (`d`, `p`, `q`, `dp`, `dq`, `qi`; `k` for `oct`).
+    /// This key without its private members (`d`, `p`, `q`, `dp`, `dq`, `qi`; `k` for `oct`):
+    /// what may be published. For an `oct` key nothing public is left but `kty` and the
+    /// metadata.
     pub fn to_public(&self) -> Jwk {
+        // Field by field rather than `..self.clone()`: no copy of a secret is ever made.
         Jwk {
+            kty: self.kty.clone(),
+            kid: self.kid.clone(),
+            alg: self.alg.clone(),
+            use_: self.use_.clone(),
+            key_ops: self.key_ops.clone(),
+            crv: self.crv.clone(),
+            x: self.x.clone(),
+            y: self.y.clone(),
+            n: self.n.clone(),
+            e: self.e.clone(),
             d: None,
             p: None,
             q: None,
@@ -185,8 +211,16 @@ impl Jwk {
             dq: None,
             qi: None,
             k: None,
-            ..self.clone()
         }
+    }
+
+    /// Whether any private member is present.
+    pub fn is_private(&self) -> bool {
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.k,
+        ]
+        .iter()
+        .any(|m| m.is_some())
     }
 
     /// Parses one JWK from JSON, rejecting duplicate members (RFC 7517 §4: "member names
@@ -197,6 +231,59 @@ impl Jwk {
             part: Part::Jwk,
             reason: e.to_string(),
         })
+    }
+}
+
+/// A private JWK member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`): its base64url text, zeroized
+/// on drop, `<redacted>` in `Debug`, compared in constant time. It serializes as the plain
+/// JSON string.
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+pub struct JwkSecret(String);
+
+impl JwkSecret {
+    /// The base64url text. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for JwkSecret {
+    /// Takes the string over (no copy is left behind).
+    fn from(s: String) -> JwkSecret {
+        JwkSecret(s)
+    }
+}
+
+impl Deref for JwkSecret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for JwkSecret {
+    fn eq(&self, other: &JwkSecret) -> bool {
+        crypto::ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for JwkSecret {}
+
+impl fmt::Debug for JwkSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for JwkSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JwkSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JwkSecret, D::Error> {
+        String::deserialize(d).map(JwkSecret)
     }
 }
 
@@ -352,10 +439,10 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
 
 /// Decodes a required JWK member: canonical unpadded base64url only.
 pub(crate) fn b64_decode_field(
-    v: &Option<String>,
+    v: Option<&str>,
     member: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let s = v.as_deref().ok_or(Error::InvalidJwk {
+    let s = v.ok_or(Error::InvalidJwk {
         member,
         reason: "missing",
     })?;

@@ -102,6 +102,6 @@ mod validation;
 pub use alg::{Algorithm, SigningKey, VerifyingKey};
 pub use claims::{Audience, Claims, NoCustomClaims, RegisteredClaims, MAX_NUMERIC_DATE};
 pub use error::{Error, Part};
-pub use jwk::{Jwk, JwkSet, KeySet, MAX_JWKS_LEN};
+pub use jwk::{Jwk, JwkSecret, JwkSet, KeySet, MAX_JWKS_LEN};
 pub use jws::{verify_signature_only, Header, DEFAULT_MAX_TOKEN_LEN};
 pub use validation::{now, verify, verify_with_keys, Clock, Validation, Verified, DEFAULT_LEEWAY};

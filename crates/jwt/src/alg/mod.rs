@@ -217,21 +217,21 @@ impl VerifyingKey {
         let alg = jwk_algorithm(jwk)?;
         let material = match jwk.kty.as_str() {
             "oct" => {
-                let k = b64_decode_field(&jwk.k, "k")?;
+                let k = b64_decode_field(jwk.k.as_deref(), "k")?;
                 PublicMaterial::Hmac(HmacSecret::new(alg, &k)?)
             }
             "RSA" => {
-                let n = b64_decode_field(&jwk.n, "n")?;
-                let e = b64_decode_field(&jwk.e, "e")?;
+                let n = b64_decode_field(jwk.n.as_deref(), "n")?;
+                let e = b64_decode_field(jwk.e.as_deref(), "e")?;
                 PublicMaterial::Rsa(RsaPublic::from_components(alg, &n, &e)?)
             }
             "EC" => {
-                let x = b64_decode_field(&jwk.x, "x")?;
-                let y = b64_decode_field(&jwk.y, "y")?;
+                let x = b64_decode_field(jwk.x.as_deref(), "x")?;
+                let y = b64_decode_field(jwk.y.as_deref(), "y")?;
                 PublicMaterial::Ec(EcPublic::from_xy(alg, &x, &y)?)
             }
             "OKP" => {
-                let x = b64_decode_field(&jwk.x, "x")?;
+                let x = b64_decode_field(jwk.x.as_deref(), "x")?;
                 PublicMaterial::Ed(EdPublic::from_raw(&x)?)
             }
             _ => return Err(Error::InvalidKey("unsupported kty")),
@@ -531,12 +531,23 @@ impl SigningKey {
     pub fn from_jwk(jwk: &Jwk) -> Result<SigningKey, Error> {
         let alg = jwk_algorithm(jwk)?;
         let material = match jwk.kty.as_str() {
-            "oct" => PrivateMaterial::Hmac(HmacSecret::new(alg, &b64_decode_field(&jwk.k, "k")?)?),
+            "oct" => PrivateMaterial::Hmac(HmacSecret::new(
+                alg,
+                &b64_decode_field(jwk.k.as_deref(), "k")?,
+            )?),
             "RSA" => {
-                let f = |v: &Option<String>, n| b64_decode_field(v, n);
-                let (n, e, d) = (f(&jwk.n, "n")?, f(&jwk.e, "e")?, f(&jwk.d, "d")?);
-                let (p, q) = (f(&jwk.p, "p")?, f(&jwk.q, "q")?);
-                let (dp, dq, qi) = (f(&jwk.dp, "dp")?, f(&jwk.dq, "dq")?, f(&jwk.qi, "qi")?);
+                let f = |v: Option<&str>, n| b64_decode_field(v, n);
+                let (n, e, d) = (
+                    f(jwk.n.as_deref(), "n")?,
+                    f(jwk.e.as_deref(), "e")?,
+                    f(jwk.d.as_deref(), "d")?,
+                );
+                let (p, q) = (f(jwk.p.as_deref(), "p")?, f(jwk.q.as_deref(), "q")?);
+                let (dp, dq, qi) = (
+                    f(jwk.dp.as_deref(), "dp")?,
+                    f(jwk.dq.as_deref(), "dq")?,
+                    f(jwk.qi.as_deref(), "qi")?,
+                );
                 let key = RsaPrivate::from_components(&crate::crypto::RsaComponents {
                     n: &n,
                     e: &e,
@@ -550,9 +561,9 @@ impl SigningKey {
                 PrivateMaterial::Rsa(RsaSecret::new(key)?)
             }
             "EC" => {
-                let x = b64_decode_field(&jwk.x, "x")?;
-                let y = b64_decode_field(&jwk.y, "y")?;
-                let d = b64_decode_field(&jwk.d, "d")?;
+                let x = b64_decode_field(jwk.x.as_deref(), "x")?;
+                let y = b64_decode_field(jwk.y.as_deref(), "y")?;
+                let d = b64_decode_field(jwk.d.as_deref(), "d")?;
                 let len = ecdsa::field_len(alg);
                 if x.len() != len || y.len() != len || d.len() != len {
                     return Err(Error::InvalidKey("EC member has the wrong length"));
@@ -566,8 +577,8 @@ impl SigningKey {
                 })
             }
             "OKP" => {
-                let x = b64_decode_field(&jwk.x, "x")?;
-                let d = b64_decode_field(&jwk.d, "d")?;
+                let x = b64_decode_field(jwk.x.as_deref(), "x")?;
+                let d = b64_decode_field(jwk.d.as_deref(), "d")?;
                 PrivateMaterial::Ed(EdSecret {
                     key: EdPrivate::from_seed(&d, Some(&x))?,
                 })
@@ -588,22 +599,22 @@ impl SigningKey {
             PrivateMaterial::Hmac(_) => {}
             PrivateMaterial::Rsa(_) => {
                 if let Ok([_, _, d, p, q, dp, dq, qi]) = der::rsa_private_from_pkcs8(&self.pkcs8) {
-                    jwk.d = Some(b64_encode(d));
-                    jwk.p = Some(b64_encode(p));
-                    jwk.q = Some(b64_encode(q));
-                    jwk.dp = Some(b64_encode(dp));
-                    jwk.dq = Some(b64_encode(dq));
-                    jwk.qi = Some(b64_encode(qi));
+                    jwk.d = Some(b64_encode(d).into());
+                    jwk.p = Some(b64_encode(p).into());
+                    jwk.q = Some(b64_encode(q).into());
+                    jwk.dp = Some(b64_encode(dp).into());
+                    jwk.dq = Some(b64_encode(dq).into());
+                    jwk.qi = Some(b64_encode(qi).into());
                 }
             }
             PrivateMaterial::Ec(e) => {
                 if let Ok(d) = e.key.scalar() {
-                    jwk.d = Some(b64_encode(&d));
+                    jwk.d = Some(b64_encode(&d).into());
                 }
             }
             PrivateMaterial::Ed(e) => {
                 if let Ok(d) = e.key.seed() {
-                    jwk.d = Some(b64_encode(&d));
+                    jwk.d = Some(b64_encode(&d).into());
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! JWK, JWKS, PEM import and export, key rules.
 
 use serde_json::json;
-use tessera_jwt::{Algorithm, Error, Jwk, JwkSet, KeySet, SigningKey, VerifyingKey};
+use tessera_jwt::{Algorithm, Error, Jwk, JwkSecret, JwkSet, KeySet, SigningKey, VerifyingKey};
 
 use crate::common::*;
 
@@ -282,4 +282,122 @@ fn jwks_round_trip_and_thumbprints_as_kids() {
             j
         );
     }
+}
+
+/// The private members of a parsed or exported JWK, as JSON member name → value.
+fn private_members(j: &Jwk) -> Vec<(&'static str, String)> {
+    [
+        ("d", &j.d),
+        ("p", &j.p),
+        ("q", &j.q),
+        ("dp", &j.dp),
+        ("dq", &j.dq),
+        ("qi", &j.qi),
+        ("k", &j.k),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.as_ref().map(|v| (n, v.expose().to_owned())))
+    .collect()
+}
+
+/// Private JWKs of every kind: exported from generated keys and parsed from JSON text.
+fn private_jwks() -> Vec<Jwk> {
+    let mut out = Vec::new();
+    for alg in Algorithm::ALL {
+        let exported = SigningKey::generate(alg).unwrap().with_kid("k").to_jwk();
+        let parsed = Jwk::from_json(&serde_json::to_vec(&exported).unwrap()).unwrap();
+        assert_eq!(parsed, exported, "{alg}");
+        out.push(exported);
+        out.push(parsed);
+    }
+    out
+}
+
+#[test]
+fn debug_of_a_private_jwk_shows_no_secret() {
+    for j in private_jwks() {
+        let members = private_members(&j);
+        assert!(!members.is_empty(), "{}", j.kty);
+        let dbg = format!(
+            "{j:?} {:?}",
+            JwkSet {
+                keys: vec![j.clone()]
+            }
+        );
+        for (name, secret) in &members {
+            assert!(!dbg.contains(secret.as_str()), "{name} leaked: {dbg}");
+            // Not even a long prefix of it.
+            assert!(!dbg.contains(&secret[..16]), "{name} prefix leaked: {dbg}");
+            assert!(
+                dbg.contains(&format!("{name}: Some(\"<redacted>\")")),
+                "{dbg}"
+            );
+        }
+        // The public members still show.
+        if let Some(x) = &j.x {
+            assert!(dbg.contains(x.as_str()));
+        }
+        if let Some(secret) = &j.d {
+            assert_eq!(format!("{secret:?}"), "<redacted>");
+        }
+    }
+}
+
+#[test]
+fn private_jwk_members_zeroize_on_drop() {
+    // Compile-time: each private member's type wipes itself when dropped.
+    fn zeroizes<T: zeroize::ZeroizeOnDrop>() {}
+    fn member<T: zeroize::ZeroizeOnDrop>(_: fn(&Jwk) -> &Option<T>) {}
+    zeroizes::<JwkSecret>();
+    member(|j| &j.d);
+    member(|j| &j.p);
+    member(|j| &j.q);
+    member(|j| &j.dp);
+    member(|j| &j.dq);
+    member(|j| &j.qi);
+    member(|j| &j.k);
+}
+
+#[test]
+fn to_public_carries_no_private_member() {
+    for j in private_jwks() {
+        assert!(j.is_private());
+        let public = j.to_public();
+        assert!(!public.is_private(), "{}", j.kty);
+        assert!(private_members(&public).is_empty());
+        let json: serde_json::Value = serde_json::to_value(&public).unwrap();
+        for name in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(json.get(name).is_none(), "{name} in {json}");
+        }
+        let text = json.to_string();
+        for (name, secret) in private_members(&j) {
+            assert!(!text.contains(secret.as_str()), "{name} in {text}");
+        }
+        // Everything public is kept.
+        for name in ["kty", "kid", "alg", "use", "crv", "x", "y", "n", "e"] {
+            assert_eq!(
+                json.get(name),
+                serde_json::to_value(&j).unwrap().get(name),
+                "{name}"
+            );
+        }
+        if j.kty != "oct" {
+            // It imports as the same verifying key, and not as a signing key.
+            let vk = VerifyingKey::from_jwk(&public).unwrap();
+            assert_eq!(
+                vk.thumbprint(),
+                SigningKey::from_jwk(&j).unwrap().thumbprint()
+            );
+            assert!(SigningKey::from_jwk(&public).is_err());
+        }
+    }
+}
+
+#[test]
+fn private_members_serialize_as_plain_strings() {
+    let j = jwk(json!({"kty": "oct", "alg": "HS256", "k": b64(&[7u8; 32])}));
+    assert_eq!(j.k.as_deref(), Some(b64(&[7u8; 32]).as_str()));
+    let back = serde_json::to_value(&j).unwrap();
+    assert_eq!(back["k"], json!(b64(&[7u8; 32])));
+    assert_ne!(j.k, Some(JwkSecret::from(b64(&[8u8; 32]))));
 }

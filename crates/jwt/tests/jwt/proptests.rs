@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tessera_jwt::dangerous::decode_unverified;
 use tessera_jwt::{
-    verify, verify_signature_only, Algorithm, Audience, Claims, Header, Jwk, JwkSet, KeySet,
-    RegisteredClaims, SigningKey, VerifyingKey,
+    verify, verify_signature_only, Algorithm, Audience, Claims, Header, Jwk, JwkSecret, JwkSet,
+    KeySet, RegisteredClaims, SigningKey, VerifyingKey,
 };
 
 use crate::common::*;
@@ -130,11 +130,12 @@ proptest! {
         members in prop::collection::vec(prop::option::of(prop::collection::vec(any::<u8>(), 0..70)), 9),
     ) {
         let m = |i: usize| members[i].as_ref().map(|b| b64(b));
+        let s = |i: usize| m(i).map(JwkSecret::from);
         let j = Jwk {
             kty: kty.into(),
             crv: crv.map(Into::into),
             alg: alg.map(Into::into),
-            x: m(0), y: m(1), n: m(2), e: m(3), d: m(4), p: m(5), q: m(6), k: m(7), dp: m(8),
+            x: m(0), y: m(1), n: m(2), e: m(3), d: s(4), p: s(5), q: s(6), k: s(7), dp: s(8),
             ..Jwk::default()
         };
         let _ = VerifyingKey::from_jwk(&j);
