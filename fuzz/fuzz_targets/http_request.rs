@@ -2,6 +2,8 @@
 //! extractor, the body limit, the JSON/form decoders, the bearer-token path), in process,
 //! on a real SQLite store in a temporary directory, with live credentials substituted for
 //! the placeholders of `fuzz/common/http_request.rs`. Property: never a panic, never a 5xx.
+//! As in `tessera_server::spawn`, a task folds the recorded latency samples every
+//! `UPKEEP_INTERVAL`, so a long run does not accumulate them.
 #![no_main]
 
 #[path = "../common/http_request.rs"]
@@ -17,6 +19,8 @@ struct Harness {
     app: axum::Router,
     state: tessera_server::AppState,
     admin: tessera_store::User,
+    /// Keeps the metrics upkeep task running (it stops when this is dropped).
+    _upkeep: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,11 +46,19 @@ fn harness() -> &'static Harness {
             .expect("state");
         let admin = rt.block_on(http_request::create_admin(&state));
         let app = tessera_server::http::router(state.clone());
+        let (upkeep, stop) = tokio::sync::watch::channel(false);
+        rt.spawn(
+            state
+                .metrics
+                .clone()
+                .upkeep_until(tessera_server::metrics::UPKEEP_INTERVAL, stop),
+        );
         Harness {
             rt,
             app,
             state,
             admin,
+            _upkeep: upkeep,
             _dir: dir,
         }
     })

@@ -164,6 +164,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), ServerError>>,
     background: JoinHandle<()>,
+    metrics_upkeep: JoinHandle<()>,
 }
 
 impl Running {
@@ -201,6 +202,8 @@ impl Running {
         };
         self.background.abort();
         let _ = self.background.await;
+        // Ends at the shutdown signal sent above.
+        let _ = self.metrics_upkeep.await;
         result
     }
 
@@ -232,6 +235,12 @@ pub async fn spawn(
     };
     let (shutdown, mut rx) = watch::channel(false);
     let background = tokio::spawn(background_tasks(state.clone(), shutdown.subscribe()));
+    let metrics_upkeep = tokio::spawn(
+        state
+            .metrics
+            .clone()
+            .upkeep_until(metrics::UPKEEP_INTERVAL, shutdown.subscribe()),
+    );
     let app = http::router(state.clone());
     let header_timeout = Duration::from_secs(state.config.request_timeout.max(1));
     let max_connections = state.config.max_connections.max(1);
@@ -248,6 +257,7 @@ pub async fn spawn(
         shutdown,
         server,
         background,
+        metrics_upkeep,
     })
 }
 

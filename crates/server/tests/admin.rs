@@ -915,3 +915,38 @@ async fn openapi_lists_every_route(engine: Engine) {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Without a single scrape, the server folds recorded latency samples on its own every
+/// `UPKEEP_INTERVAL` (a never-scraped server would otherwise keep every sample it recorded),
+/// and the upkeep task ends with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_upkeep_runs_without_scrapes_and_stops_with_the_server() {
+    use std::time::{Duration, Instant};
+    use tessera_server::metrics::UPKEEP_INTERVAL;
+
+    let mut s = TestServer::start().await;
+    let metrics = s.state().metrics.clone();
+    for _ in 0..20 {
+        let r = s.http.get(s.at("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Nothing here scrapes /metrics: every upkeep counted is the server's own task.
+    let deadline = Instant::now() + UPKEEP_INTERVAL * 4;
+    while metrics.upkeeps() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no periodic metrics upkeep: {} runs in {:?}",
+            metrics.upkeeps(),
+            UPKEEP_INTERVAL * 4
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let running = s.running.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running.stop())
+        .await
+        .expect("server stops")
+        .unwrap();
+    let after = metrics.upkeeps();
+    tokio::time::sleep(UPKEEP_INTERVAL + Duration::from_secs(1)).await;
+    assert_eq!(metrics.upkeeps(), after, "upkeep task outlived the server");
+}
