@@ -13,47 +13,14 @@
 // Test support: a failed setup step must fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn start(data: &Path, port: u16, database_url: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    match database_url {
-        Some(url) => cmd.env("TESSERA_DATABASE_URL", url),
-        None => cmd.env_remove("TESSERA_DATABASE_URL"),
-    };
-    cmd.arg("serve")
-        .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
-        .env("TESSERA_ISSUER", "http://tessera.test")
-        .env("TESSERA_DATA_DIR", data)
-        .env("TESSERA_THROTTLE_REGISTER_FREE", "100000")
-        .env("TESSERA_COOKIE_SECURE", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("tessera did not become ready at {base}");
-}
+use support::{free_port, kid_of, refresh, Serve, PASSWORD};
 
 /// What the clients know for sure about one session.
 #[derive(Debug, Clone)]
@@ -66,29 +33,6 @@ struct Known {
     logged_out: bool,
     /// A request was in flight when the server died.
     uncertain: bool,
-}
-
-async fn refresh(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-) -> reqwest::Result<reqwest::Response> {
-    http.post(format!("{base}/oauth/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-}
-
-fn kid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let h = token.split('.').next().unwrap();
-    let v: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(h)
-            .unwrap(),
-    )
-    .unwrap();
-    v["kid"].as_str().unwrap().to_string()
 }
 
 /// One client: logs in natively, refreshes a few times, logs out every other session.
@@ -184,15 +128,11 @@ async fn kill_9_mid_load_loses_nothing_on_postgres() {
 async fn crash_and_check(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let serve = Serve::new(&data, free_port(), database_url);
     let http = reqwest::Client::new();
-    let mut child = start(&data, port, database_url);
-    wait_ready(&http, &base).await;
+    let mut node = serve.start();
+    node.wait_ready(&http).await;
+    let base = node.url.clone();
     let users: Vec<String> = (0..4).map(|i| format!("load{i}@example.com")).collect();
     for email in &users {
         let r = http
@@ -213,8 +153,7 @@ async fn crash_and_check(database_url: Option<&str>) {
     while known.lock().unwrap().len() < 16 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    node.kill();
     for t in tasks {
         t.await.unwrap();
     }
@@ -232,8 +171,8 @@ async fn crash_and_check(database_url: Option<&str>) {
         "too little load: {revoked} logged out, {live} live"
     );
 
-    let mut child = start(&data, port, database_url);
-    wait_ready(&http, &base).await;
+    let mut node = serve.start();
+    node.wait_ready(&http).await;
     let jwks: Value = http
         .get(format!("{base}/.well-known/jwks.json"))
         .send()
@@ -283,8 +222,7 @@ async fn crash_and_check(database_url: Option<&str>) {
             }
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    node.kill();
     assert!(
         failures.is_empty(),
         "{} of {} sessions inconsistent after kill -9:\n{}",
