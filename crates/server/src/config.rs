@@ -93,7 +93,7 @@ pub struct Config {
     /// A session ends this long after login whatever happens.
     pub refresh_absolute_ttl: i64,
     /// A rotated refresh token presented again within this window returns the same
-    /// successor instead of counting as reuse.
+    /// successor instead of counting as reuse; 0 turns the grace off.
     pub refresh_grace: i64,
     /// Clock-skew leeway for `exp`/`nbf`/`iat`, also added to key and revocation lifetimes.
     pub leeway: i64,

@@ -135,7 +135,9 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
             successor_used,
             session,
         } => {
-            let in_grace = now - rotated_at <= state.config.refresh_grace;
+            // A grace of 0 is none (not "within the same second").
+            let in_grace =
+                state.config.refresh_grace > 0 && now - rotated_at <= state.config.refresh_grace;
             if !session.is_live(now) {
                 // Expired or already revoked: nothing left to protect, not a reuse signal.
                 return Err(INVALID);
