@@ -53,6 +53,12 @@ impl Drop for AbortOnDrop {
 /// How often the listener sends itself a heartbeat notification.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a request waits for a pooled connection (see `connect_with`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`Store::ping`] (readiness) waits for the database.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The origin of heartbeat timestamps (monotonic nanoseconds since this instant, taken once
 /// per process).
 fn heartbeat_origin() -> Instant {
@@ -161,7 +167,11 @@ impl PostgresStore {
             .map_err(db_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
+            // While the database is down the pool retries a refused connection until this
+            // timeout, and the request waits that long for its 503: keep it short, so a node
+            // without its database answers within seconds (a connection free within 3 s
+            // otherwise means the node is overloaded, and a 503 is the right answer too).
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(db_err)?;
@@ -515,11 +525,15 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        // Readiness must fail fast when the database is away, not after the pool's acquire
+        // timeout: a load balancer's health check gives up long before.
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await
+        {
+            Ok(r) => r.map(|_| ()).map_err(db_err),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {PING_TIMEOUT:?}"
+            ))),
+        }
     }
 
     fn engine(&self) -> &'static str {

@@ -4,7 +4,7 @@
 //! A child is started under `setpriv --pdeathsig KILL` (when `setpriv` exists), so it is
 //! killed by the kernel even when the test process itself dies without unwinding (a nextest
 //! timeout, SIGKILL); on an ordinary end or a panic, [`Node`]'s `Drop` kills and reaps it.
-//! Each child's stderr goes to `<data dir>.log`, printed when a test panics.
+//! Each child's output (the log) goes to `<data dir>.log`, printed when a test panics.
 
 // Test support: a failed setup step must fail the test loudly. Not every test binary uses
 // every helper.
@@ -109,7 +109,7 @@ impl Serve {
         }
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stderr.try_clone().unwrap())
             .stderr(stderr)
             .spawn()
             .unwrap();
