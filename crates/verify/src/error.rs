@@ -35,6 +35,12 @@ pub enum VerifyError {
         /// How long the feed has been silent.
         silent_for: Duration,
     },
+    /// The revocation feed sent an event the verifier could not apply (malformed, unknown
+    /// kind, missing fields, oversized), so a revocation may be missing; every token is
+    /// rejected until a snapshot has resynced the state. Not configurable: this is a
+    /// known gap, not an outage.
+    #[error("revocation state is incomplete (the feed sent an event that could not be applied)")]
+    FeedDesynced,
 }
 
 /// Why [`VerifierBuilder::build`](crate::VerifierBuilder::build) failed.

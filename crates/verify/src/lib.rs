@@ -55,6 +55,9 @@
 //! * The token cache is keyed by SHA-256, so no token can collide with another's cache entry,
 //!   and it holds digests and claims, never tokens. When a key disappears from the JWKS,
 //!   cached verifications are dropped at once.
+//! * A feed event that cannot be applied exactly (malformed, unknown kind, missing fields,
+//!   oversized) is never skipped: every token is rejected ([`VerifyError::FeedDesynced`], 503)
+//!   until a full snapshot has resynced the state.
 //! * Revocation is only as fresh as the feed. Watch [`Verifier::health`]; where a missed logout
 //!   is worse than an outage, use [`VerifierBuilder::fail_closed_after`].
 //! * Issuer, JWKS and feed are fetched without following redirects, with size caps on every

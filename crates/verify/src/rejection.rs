@@ -160,7 +160,7 @@ impl From<VerifyError> for AuthRejection {
                 RejectionKind::InvalidToken,
                 "The access token is signed by an unknown key",
             ),
-            VerifyError::FeedStale { .. } => (
+            VerifyError::FeedStale { .. } | VerifyError::FeedDesynced => (
                 RejectionKind::Unavailable,
                 "Token revocation state is unavailable; retry later",
             ),

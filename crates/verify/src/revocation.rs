@@ -13,7 +13,8 @@ use serde::Deserialize;
 pub(crate) struct FeedEvent {
     /// Position in the feed; strictly increasing.
     pub cursor: u64,
-    /// `session`, `user` or `token`; unknown kinds are skipped for forward compatibility.
+    /// `session`, `user` or `token`. Any other kind is refused by [`FeedEvent::check`]: an
+    /// event the verifier does not understand may be a revocation it would miss.
     pub kind: String,
     /// The sid, sub or jti the event is about.
     pub subject: String,
@@ -22,6 +23,30 @@ pub(crate) struct FeedEvent {
     pub cutoff: Option<i64>,
     /// When the last token this event affects expires (Unix seconds).
     pub expires_at: i64,
+}
+
+/// Longest `subject` accepted (ids are UUIDs; this only bounds what a broken feed can make us
+/// keep).
+pub(crate) const MAX_SUBJECT_LEN: usize = 1024;
+
+impl FeedEvent {
+    /// Whether the verifier can apply this event exactly: a known kind, a non-empty subject,
+    /// a cutoff for `user` events. The reason names no subject (safe to log).
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        match self.kind.as_str() {
+            "session" | "token" => {}
+            "user" if self.cutoff.is_none() => return Err("user event without cutoff"),
+            "user" => {}
+            _ => return Err("unknown revocation kind"),
+        }
+        if self.subject.is_empty() {
+            return Err("event with an empty subject");
+        }
+        if self.subject.len() > MAX_SUBJECT_LEN {
+            return Err("event subject too long");
+        }
+        Ok(())
+    }
 }
 
 /// The body of `GET /revocations` and of the SSE `snapshot` event.
@@ -72,6 +97,13 @@ pub(crate) struct RevocationState {
     cursor: Option<u64>,
 }
 
+impl FeedPage {
+    /// [`FeedEvent::check`] for every event: a snapshot is installed whole or not at all.
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        self.events.iter().try_for_each(FeedEvent::check)
+    }
+}
+
 impl RevocationState {
     /// The feed position this state reflects.
     pub(crate) fn cursor(&self) -> Option<u64> {
@@ -118,8 +150,8 @@ impl RevocationState {
                 *x = (*x).max(e.expires_at);
             }
             "user" => {
+                // `FeedEvent::check` refused these before they got here (feed.rs).
                 let Some(cutoff) = e.cutoff else {
-                    tracing::warn!(cursor = e.cursor, "user revocation event without cutoff");
                     return;
                 };
                 // Cutoffs only move forward: the later one covers the earlier one.
@@ -130,7 +162,7 @@ impl RevocationState {
                 x.cutoff = x.cutoff.max(cutoff);
                 x.expires_at = x.expires_at.max(e.expires_at);
             }
-            other => tracing::debug!(kind = other, "ignoring unknown revocation kind"),
+            _ => {}
         }
     }
 
@@ -217,6 +249,30 @@ mod tests {
         assert_eq!(s.check(Some("s1"), None, "u", 1), None, "snapshot replaced");
         assert_eq!(s.check(Some("s9"), None, "u", 1), Some(Revoked::Session));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_be_applied_exactly() {
+        assert_eq!(ev(1, "session", "s", None, 1).check(), Ok(()));
+        assert_eq!(ev(1, "token", "j", None, 1).check(), Ok(()));
+        assert_eq!(ev(1, "user", "u", Some(5), 1).check(), Ok(()));
+        assert!(ev(1, "user", "u", None, 1).check().is_err());
+        assert!(ev(1, "device", "d", None, 1).check().is_err());
+        assert!(ev(1, "Session", "s", None, 1).check().is_err());
+        assert!(ev(1, "session", "", None, 1).check().is_err());
+        let long = "x".repeat(MAX_SUBJECT_LEN + 1);
+        assert!(ev(1, "session", &long, None, 1).check().is_err());
+        let page = FeedPage {
+            cursor: 2,
+            events: vec![
+                ev(1, "session", "s", None, 1),
+                ev(2, "device", "d", None, 1),
+            ],
+        };
+        assert!(
+            page.check().is_err(),
+            "one bad event refuses the whole snapshot"
+        );
     }
 
     #[test]

@@ -136,6 +136,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Largest revocation snapshot, SSE line or SSE event accepted from the feed (default
+    /// 32 MiB, about 250 000 live revocations in a snapshot). Anything larger is a malformed
+    /// feed: the verifier fails closed until a snapshot within the limit arrives.
+    pub fn feed_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes.max(1024);
+        self
+    }
+
     /// Timeout of metadata, JWKS and snapshot requests (default 10 s).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
@@ -415,8 +423,12 @@ pub struct Health {
     pub last_synced_at: Option<i64>,
     /// Milliseconds since the feed last showed life.
     pub feed_silent_ms: u64,
-    /// Whether `verify` currently rejects everything because of `fail_closed_after`.
+    /// Whether `verify` currently rejects everything: because of `fail_closed_after`, or
+    /// because the state is desynced (`revocations_desynced`).
     pub failing_closed: bool,
+    /// Whether the feed sent an event that could not be applied and no snapshot has resynced
+    /// the state since (every token is rejected meanwhile).
+    pub revocations_desynced: bool,
     /// Times the feed connection ended and was retried.
     pub feed_reconnects: u64,
     /// The last feed error, cleared on reconnect.
@@ -466,6 +478,10 @@ impl Verifier {
     /// an unknown `kid` triggers at most one rate-limited JWKS refetch.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
         let s = self.shared();
+        // A known gap in the revocation state: refuse everything until it is resynced.
+        if s.feed_enabled && s.feed.desynced.load(Ordering::Acquire) {
+            return Err(VerifyError::FeedDesynced);
+        }
         if let Some(max) = s.fail_closed_after {
             let silent_for = s.silent_for();
             if s.feed_enabled && silent_for > max {
@@ -540,6 +556,7 @@ impl Verifier {
             (r.cursor(), r.len())
         };
         let last_event = s.feed.last_event_unix.load(Ordering::Relaxed);
+        let desynced = s.feed_enabled && s.feed.desynced.load(Ordering::Acquire);
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Health {
             feed_connected: s.feed.connected.load(Ordering::Relaxed),
@@ -550,7 +567,9 @@ impl Verifier {
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             }),
             feed_silent_ms: ms(silent),
-            failing_closed: s.feed_enabled && s.fail_closed_after.is_some_and(|m| silent > m),
+            failing_closed: s.feed_enabled
+                && (desynced || s.fail_closed_after.is_some_and(|m| silent > m)),
+            revocations_desynced: desynced,
             feed_reconnects: s.feed.reconnects.load(Ordering::Relaxed),
             feed_error: s
                 .feed

@@ -149,6 +149,26 @@ impl Issuer {
         cursor
     }
 
+    /// Appends a raw `data` payload as the next revocation event (a broken feed). With
+    /// `in_snapshot` it is part of the live set that snapshots return too.
+    fn inject(&self, data: &str, in_snapshot: bool) -> u64 {
+        let mut ev = self.st.events.lock().unwrap();
+        let cursor = ev.last().map_or(0, |e| e["cursor"].as_u64().unwrap()) + 1;
+        ev.push(json!({"cursor": cursor, "__raw": data, "__in_snapshot": in_snapshot}));
+        drop(ev);
+        self.st.notify.send_replace(cursor);
+        cursor
+    }
+
+    /// The server is fixed: raw payloads are gone from the log and from snapshots.
+    fn withdraw_raw(&self) {
+        self.st
+            .events
+            .lock()
+            .unwrap()
+            .retain(|e| e.get("__raw").is_none());
+    }
+
     fn kill_streams(&self) {
         self.st.kill.send_modify(|g| *g += 1);
     }
@@ -211,18 +231,32 @@ async fn jwks(State(st): State<Arc<IssuerState>>) -> Response {
         .into_response()
 }
 
-fn live_set(st: &IssuerState) -> (u64, Vec<Value>) {
+/// The snapshot page as JSON text: `{"snapshot": true, "cursor", "events"}`, raw payloads
+/// marked `in_snapshot` pasted in verbatim.
+fn snapshot_json(st: &IssuerState) -> String {
     let ev = st.events.lock().unwrap();
     let cursor = ev.last().map_or(0, |e| e["cursor"].as_u64().unwrap());
-    (cursor, ev.clone())
+    let items: Vec<String> = ev
+        .iter()
+        .filter_map(|e| match e.get("__raw") {
+            Some(raw) => e["__in_snapshot"]
+                .as_bool()
+                .unwrap()
+                .then(|| raw.as_str().unwrap().to_owned()),
+            None => Some(e.to_string()),
+        })
+        .collect();
+    format!(
+        "{{\"snapshot\":true,\"cursor\":{cursor},\"events\":[{}]}}",
+        items.join(",")
+    )
 }
 
 async fn snapshot(State(st): State<Arc<IssuerState>>, headers: HeaderMap) -> Response {
     if !basic_ok(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let (cursor, events) = live_set(&st);
-    axum::Json(json!({"snapshot": true, "cursor": cursor, "events": events})).into_response()
+    ([("content-type", "application/json")], snapshot_json(&st)).into_response()
 }
 
 async fn stream(State(st): State<Arc<IssuerState>>, headers: HeaderMap) -> Response {
@@ -247,9 +281,15 @@ async fn stream(State(st): State<Arc<IssuerState>>, headers: HeaderMap) -> Respo
         let mut sent = match last.and_then(|l| l.parse::<u64>().ok()) {
             Some(n) if n + 1 >= st.oldest.load(Ordering::SeqCst) => n,
             _ => {
-                let (cursor, events) = live_set(&st);
-                let data = json!({"cursor": cursor, "events": events});
-                if tx.send(Ok(sse("snapshot", None, &data))).await.is_err() {
+                let data = snapshot_json(&st);
+                let cursor = st
+                    .events
+                    .lock()
+                    .unwrap()
+                    .last()
+                    .map_or(0, |e| e["cursor"].as_u64().unwrap());
+                let frame = format!("event: snapshot\ndata: {data}\n\n");
+                if tx.send(Ok(frame)).await.is_err() {
                     return;
                 }
                 cursor
@@ -266,7 +306,14 @@ async fn stream(State(st): State<Arc<IssuerState>>, headers: HeaderMap) -> Respo
                 .collect();
             for e in new {
                 let c = e["cursor"].as_u64().unwrap();
-                if tx.send(Ok(sse("revocation", Some(c), &e))).await.is_err() {
+                let frame = match e.get("__raw") {
+                    Some(raw) => format!(
+                        "id: {c}\nevent: revocation\ndata: {}\n\n",
+                        raw.as_str().unwrap()
+                    ),
+                    None => sse("revocation", Some(c), &e),
+                };
+                if tx.send(Ok(frame)).await.is_err() {
                     return;
                 }
                 sent = c;
@@ -683,6 +730,205 @@ async fn fail_closed_after_rejects_when_the_feed_is_silent() {
     assert!(v.health().failing_closed);
     iss.st.stream_down.store(false, Ordering::SeqCst);
     within(Duration::from_secs(2), async || v.verify(&t).await.is_ok()).await;
+}
+
+/// The broken events of the malformed-feed tests, each as the `data` of a revocation event at
+/// `cursor`. "secret-subject" stands for content that must not reach logs or health.
+fn malformed_events(cursor: u64) -> Vec<(&'static str, String)> {
+    let exp = now() + 600;
+    vec![
+        (
+            "not JSON",
+            format!(r#"{{"cursor": {cursor}, "kind": "session", "subject": "secret-subject""#),
+        ),
+        (
+            "unknown kind",
+            format!(
+                r#"{{"cursor":{cursor},"kind":"device","subject":"secret-subject","expires_at":{exp}}}"#
+            ),
+        ),
+        (
+            "missing subject",
+            format!(r#"{{"cursor":{cursor},"kind":"session","expires_at":{exp}}}"#),
+        ),
+        (
+            "missing expires_at",
+            format!(r#"{{"cursor":{cursor},"kind":"session","subject":"secret-subject"}}"#),
+        ),
+        (
+            "wrong type",
+            format!(
+                r#"{{"cursor":"secret-subject","kind":"session","subject":"s","expires_at":{exp}}}"#
+            ),
+        ),
+        (
+            "user event without cutoff",
+            format!(
+                r#"{{"cursor":{cursor},"kind":"user","subject":"secret-subject","expires_at":{exp}}}"#
+            ),
+        ),
+        (
+            "oversized line",
+            format!(
+                r#"{{"cursor":{cursor},"kind":"session","subject":"secret-subject{}","expires_at":{exp}}}"#,
+                "a".repeat(8 * 1024)
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_feed_events_fail_closed_until_a_snapshot_resyncs() {
+    for (what, data) in malformed_events(2) {
+        let iss = Issuer::start().await;
+        let k = iss.key(0);
+        let v = iss
+            .builder()
+            .feed_max_event_bytes(4096)
+            .build()
+            .await
+            .unwrap();
+        let good = iss.token(&k, json!({"sid": "ok"}));
+        let s1 = iss.token(&k, json!({"sid": "s1"}));
+        let s3 = iss.token(&k, json!({"sid": "s3"}));
+        v.verify(&good).await.unwrap();
+        iss.revoke("session", "s1", None, now() + 600);
+        within(Duration::from_secs(2), async || {
+            v.verify(&s1).await.is_err()
+        })
+        .await;
+
+        // A broken event at cursor 2 that the server keeps sending (it is in its live set,
+        // so snapshots carry it too), and a real revocation after it.
+        assert_eq!(iss.inject(&data, true), 2);
+        iss.revoke("session", "s3", None, now() + 600);
+        within(Duration::from_secs(2), async || {
+            v.verify(&good).await == Err(VerifyError::FeedDesynced)
+        })
+        .await;
+        // The revoked token after the broken event must not pass, now or while the feed
+        // stays broken (no skipping past the event, no crash).
+        for _ in 0..5 {
+            assert_eq!(
+                v.verify(&s3).await,
+                Err(VerifyError::FeedDesynced),
+                "{what}"
+            );
+            assert_eq!(
+                v.verify(&good).await,
+                Err(VerifyError::FeedDesynced),
+                "{what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let h = v.health();
+        assert!(h.revocations_desynced && h.failing_closed, "{what}: {h:?}");
+        assert_eq!(
+            h.cursor,
+            Some(1),
+            "{what}: nothing past the broken event applied"
+        );
+        let err = h.feed_error.clone().unwrap_or_default();
+        assert!(!err.is_empty(), "{what}");
+        assert!(
+            !err.contains("secret-subject"),
+            "{what}: health leaks content: {err}"
+        );
+        // The verifier answers through the axum layer as 503, not 401 or a crash.
+        let app = Router::new()
+            .route("/p", get(|_: Authenticated| async { "ok" }))
+            .route_layer(v.layer());
+        let url = serve(app).await;
+        let r = reqwest::Client::new()
+            .get(format!("{url}/p"))
+            .bearer_auth(&good)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{what}");
+
+        // The server is fixed: the next snapshot resyncs, the verifier reopens, and the
+        // revocation that came after the broken event is in force.
+        iss.withdraw_raw();
+        within(Duration::from_secs(3), async || {
+            v.verify(&good).await.is_ok()
+        })
+        .await;
+        assert_eq!(
+            v.verify(&s3).await,
+            Err(VerifyError::Revoked(Revoked::Session)),
+            "{what}"
+        );
+        assert_eq!(
+            v.verify(&s1).await,
+            Err(VerifyError::Revoked(Revoked::Session))
+        );
+        let h = v.health();
+        assert!(
+            !h.revocations_desynced && !h.failing_closed,
+            "{what}: {h:?}"
+        );
+        assert_eq!(h.cursor, Some(3));
+        // And it follows the stream again.
+        let s4 = iss.token(&k, json!({"sid": "s4"}));
+        iss.revoke("session", "s4", None, now() + 600);
+        within(Duration::from_secs(2), async || {
+            v.verify(&s4).await.is_err()
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_garbled_stream_event_is_resynced_from_a_snapshot_not_skipped() {
+    for (what, data) in malformed_events(2) {
+        let iss = Issuer::start().await;
+        let k = iss.key(0);
+        let v = iss
+            .builder()
+            .feed_max_event_bytes(4096)
+            .build()
+            .await
+            .unwrap();
+        let good = iss.token(&k, json!({"sid": "ok"}));
+        let s3 = iss.token(&k, json!({"sid": "s3"}));
+        iss.revoke("session", "s1", None, now() + 600);
+        within(Duration::from_secs(2), async || {
+            v.health().cursor == Some(1)
+        })
+        .await;
+        let reconnects = v.health().feed_reconnects;
+        // Garbled on the stream only (the store's live set is fine): one resync fixes it.
+        iss.inject(&data, false);
+        iss.revoke("session", "s3", None, now() + 600);
+        // Once the verifier has met the broken event (it drops the connection for it)...
+        within(Duration::from_secs(2), async || {
+            let h = v.health();
+            h.revocations_desynced || h.feed_reconnects > reconnects
+        })
+        .await;
+        let start = Instant::now();
+        loop {
+            // ...at no point does the revoked token after it pass.
+            assert!(
+                v.verify(&s3).await.is_err(),
+                "{what}: revoked token accepted"
+            );
+            if v.verify(&good).await.is_ok() && v.health().cursor == Some(3) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "{what}: no resync"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            v.verify(&s3).await,
+            Err(VerifyError::Revoked(Revoked::Session))
+        );
+        assert!(!v.health().revocations_desynced, "{what}");
+    }
 }
 
 async fn serve(app: Router) -> String {
