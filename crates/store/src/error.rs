@@ -10,6 +10,11 @@ pub enum StoreError {
     /// The database cannot be reached right now (the server answers 503 and retries later).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a value the caller supplied (PostgreSQL: a NUL character in a
+    /// text value, SQLSTATE 22021 / 22P05). The server answers 400; the message names the
+    /// problem, never the value.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// The configuration (database URL, file permissions) is unusable.
     #[error("store configuration: {0}")]
     Config(String),
@@ -36,13 +41,22 @@ pub(crate) fn db_err(err: sqlx::Error) -> StoreError {
                 return StoreError::Conflict(db.message().to_string());
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL text cannot hold U+0000: 22021 character_not_in_repertoire ("invalid
+            // byte sequence for encoding UTF8: 0x00") for a text parameter, 22P05
+            // untranslatable_character for `\u0000` in jsonb. Bad input, not a server fault.
+            if code == "22021" || code == "22P05" {
+                return StoreError::InvalidInput(db.message().to_string());
+            }
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and extended codes with the same low
             // byte) after the busy timeout ran out. PostgreSQL: class 08 connection
             // exceptions, 57P0x admin/crash shutdown, 53xxx insufficient resources.
-            let busy = code
-                .parse::<i64>()
-                .map(|c| matches!(c & 0xff, 5 | 6))
-                .unwrap_or(false);
+            // (Only for SQLite: many PostgreSQL SQLSTATEs are all digits too, and 22021 has
+            // the low byte 5.)
+            let busy = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && code
+                    .parse::<i64>()
+                    .map(|c| matches!(c & 0xff, 5 | 6))
+                    .unwrap_or(false);
             if busy || code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53")
             {
                 return StoreError::Unavailable(db.message().to_string());

@@ -186,6 +186,9 @@ impl From<StoreError> for ApiError {
                 "invalid_request",
                 "The resource already exists",
             ),
+            StoreError::InvalidInput(_) => Self::invalid_request(
+                "The request contains characters that cannot be stored (such as NUL)",
+            ),
             other => Self::internal(other),
         }
     }
