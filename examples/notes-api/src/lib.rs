@@ -15,11 +15,17 @@
 //!
 //! A note that exists but belongs to someone else answers `404`, like one that does not
 //! exist, so ids cannot be probed.
+//!
+//! Abuse limits, as in the auth server: [`serve`] drops a connection whose request head is not
+//! complete within [`HEADER_READ_TIMEOUT`] (slowloris); a request (body included) must be
+//! answered within [`REQUEST_TIMEOUT`] (else `408`); bodies over 32 KiB are refused with `413`.
 
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -38,8 +44,13 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 pub const MAX_NOTES_PER_USER: usize = 1000;
 /// Most notes in total; memory stays bounded whatever callers do.
 pub const MAX_NOTES: usize = 100_000;
-/// Largest request body accepted.
-const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Largest request body accepted (larger: `413`).
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Time a client has to send its whole request head, from the connection's start or the end
+/// of its previous response ([`serve`]).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a request (reading the body included) has to be answered; then `408`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize)]
 struct Note {
@@ -78,6 +89,7 @@ impl AppState {
 #[derive(Debug)]
 enum ApiError {
     BadRequest(String),
+    TooLarge,
     NotFound,
     Auth(AuthRejection),
 }
@@ -94,6 +106,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(d) => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"error": "invalid_request", "error_description": d})),
+            )
+                .into_response(),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({"error": "invalid_request",
+                            "error_description": format!("Body larger than {MAX_BODY_BYTES} bytes")})),
             )
                 .into_response(),
             ApiError::NotFound => (
@@ -123,7 +141,69 @@ pub fn app(verifier: Verifier) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+///
+/// Unlike `axum::serve`, hyper gets a timer and a header read timeout: a client that trickles
+/// its request head (slowloris), or connects and sends nothing, is disconnected after
+/// `header_read_timeout` ([`HEADER_READ_TIMEOUT`] in `main`) instead of holding a connection
+/// and a task for ever. The per-request [`REQUEST_TIMEOUT`] starts only once the head is read.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let (closing, _) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        while conns.try_join_next().is_some() {}
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing.subscribe();
+        conns.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }
 
 async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
@@ -152,7 +232,13 @@ async fn create(
     auth: Authenticated,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Note>), ApiError> {
-    let body = body.map_err(|e| ApiError::BadRequest(format!("Unreadable body: {e}")))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(format!("Unreadable body: {e}"))
+        }
+    })?;
     let new: NewNote = serde_json::from_slice(&body).map_err(|_| {
         ApiError::BadRequest("Expected a JSON object {\"text\": string}".to_owned())
     })?;

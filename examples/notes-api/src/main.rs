@@ -58,9 +58,13 @@ async fn main() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(e) = axum::serve(listener, notes_api::app(verifier))
-        .with_graceful_shutdown(shutdown)
-        .await
+    if let Err(e) = notes_api::serve(
+        listener,
+        notes_api::app(verifier),
+        notes_api::HEADER_READ_TIMEOUT,
+        shutdown,
+    )
+    .await
     {
         eprintln!("notes-api: server error: {e}");
         return ExitCode::FAILURE;

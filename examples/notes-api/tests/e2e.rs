@@ -82,10 +82,18 @@ async fn spawn_server(config: &Config, proxy: &Proxy) -> Running {
     running
 }
 
+/// Header read timeout of the notes API in these tests (production: 10 s).
+const TEST_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves the notes API through its own accept loop (`notes_api::serve`), as `main` does.
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        notes_api::serve(listener, app, TEST_HEADER_TIMEOUT, std::future::pending())
+            .await
+            .unwrap()
+    });
     url
 }
 
@@ -365,6 +373,7 @@ async fn notes_crud_ownership_and_bad_input() {
         json!({"text": "x".repeat(5000)}).to_string(),
         "x".repeat(100_000),
     ] {
+        let too_large = body.len() > notes_api::MAX_BODY_BYTES;
         let r = h
             .post(format!("{n}/notes"))
             .bearer_auth(&alice.access)
@@ -374,6 +383,9 @@ async fn notes_crud_ownership_and_bad_input() {
             .await
             .unwrap();
         assert!(r.status().is_client_error(), "{}", r.status());
+        if too_large {
+            assert_eq!(r.status(), 413);
+        }
         if r.status() == 400 {
             assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
         }
@@ -721,4 +733,66 @@ async fn random_kid_flood_is_rate_limited() {
     );
     // Real users are unaffected.
     assert_eq!(env.notes_status(&alice.access).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_and_oversized_requests_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = Env::start().await;
+    let addr = env.notes.trim_start_matches("http://").to_owned();
+    // A client that trickles its request head one byte every 100 ms and never finishes.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ";
+    let mut closed_after = None;
+    for round in 0..100 {
+        let byte = head.get(round).copied().unwrap_or(b'a');
+        if c.write_all(&[byte]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(Ok(n)) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(text.contains("408"), "slow client got {text}");
+            }
+            Err(_) => {}
+        }
+    }
+    let closed_after = closed_after.expect("a slowloris connection was kept open for 10 s");
+    assert!(
+        closed_after < TEST_HEADER_TIMEOUT * 4,
+        "disconnected only after {closed_after:?}"
+    );
+    // A connection that sends nothing at all is dropped too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(TEST_HEADER_TIMEOUT * 4, idle.read(&mut buf)).await;
+    assert!(
+        matches!(r, Ok(Ok(_)) | Ok(Err(_))),
+        "an idle connection was kept open"
+    );
+    // An oversized body is refused with 413 whatever Content-Length claims, chunked too.
+    let (_, login) = env.user("big@example.com").await;
+    let big = "x".repeat(notes_api::MAX_BODY_BYTES + 1);
+    let r = env
+        .http
+        .post(format!("{}/notes", env.notes))
+        .bearer_auth(&login.access)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            vec![Ok::<_, std::io::Error>(big.clone())],
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // And the server still serves.
+    assert_eq!(env.notes_status(&login.access).await, StatusCode::OK);
 }
