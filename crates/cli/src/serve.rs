@@ -24,15 +24,39 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, Failure> {
     Config::load(args.config.as_deref()).map_err(|e| Failure::Usage(format!("configuration: {e}")))
 }
 
+/// Logs to stdout at `TESSERA_LOG` (default `info`). A filter of plain `target=level`
+/// directives (the usual case) becomes a static [`Targets`] filter, decided once per
+/// call site; only one with span or field directives (`[...]`) needs an `EnvFilter`, whose
+/// per-span bookkeeping takes a lock each time any span is entered or left (every request
+/// enters its span several times). Colours only on a terminal, so log files carry no escape
+/// codes.
+///
+/// [`Targets`]: tracing_subscriber::filter::Targets
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
+    let directives = std::env::var("TESSERA_LOG").ok();
+    let filter = match directives.as_deref().map(str::trim) {
+        None | Some("") => tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::INFO)
+            .boxed(),
+        Some(d) => match d.parse::<tracing_subscriber::filter::Targets>() {
+            Ok(targets) if !d.contains('[') => targets.boxed(),
+            _ => tracing_subscriber::EnvFilter::try_new(d)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                .boxed(),
+        },
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    tracing_subscriber::registry().with(filter).with(fmt).init();
 }
 
 /// Runs the server until SIGINT or SIGTERM.

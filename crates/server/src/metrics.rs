@@ -16,10 +16,12 @@
 //! No label ever carries a token, an email or a raw path: HTTP requests are labelled with
 //! the *matched route* (`/admin/users/{id}`), so the label set stays bounded.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::watch;
 
@@ -53,6 +55,88 @@ pub const OAUTH_TOKENS: &str = "tessera_oauth_tokens_issued_total";
 /// trustworthy at that moment).
 pub const INTROSPECTION_CACHE: &str = "tessera_introspection_cache_total";
 
+/// The method labels of [`HTTP_REQUESTS`]: the standard methods, `OTHER` for the rest
+/// (arbitrary methods would grow the label set).
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
+];
+
+/// The index of `method` in [`METHODS`].
+pub fn method_index(method: &axum::http::Method) -> usize {
+    use axum::http::Method;
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// The metric handles of one (method, matched route): its latency histogram and one request
+/// counter per status seen so far. Resolved once per request by [`Metrics::http_route`] with
+/// no allocation; the registry is only asked (and labels built) the first time.
+pub struct HttpRoute {
+    /// The recorder only (not the [`Metrics`], which holds this: no reference cycle).
+    recorder: Arc<PrometheusRecorder>,
+    method: &'static str,
+    route: Box<str>,
+    duration: Histogram,
+    by_status: RwLock<Vec<(u16, Counter)>>,
+}
+
+impl std::fmt::Debug for HttpRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRoute")
+            .field("method", &self.method)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpRoute {
+    /// Records one request of this method and route.
+    pub fn record(&self, status: u16, seconds: f64) {
+        self.duration.record(seconds);
+        let found = self
+            .by_status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.increment(1))
+            .is_some();
+        if found {
+            return;
+        }
+        let mut by_status = self
+            .by_status
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, c)) = by_status.iter().find(|(s, _)| *s == status) {
+            c.increment(1);
+            return;
+        }
+        let (method, route) = (self.method, self.route.to_string());
+        let counter = metrics::with_local_recorder(self.recorder.as_ref(), || {
+            metrics::counter!(
+                HTTP_REQUESTS,
+                "method" => method,
+                "route" => route,
+                "status" => status.to_string()
+            )
+        });
+        counter.increment(1);
+        by_status.push((status, counter));
+    }
+}
+
+/// Per route, the handles of each method (indexed as [`METHODS`]).
+type HttpRoutes = HashMap<Box<str>, [Option<Arc<HttpRoute>>; METHODS.len()]>;
+
 /// The metrics registry of one server instance. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -60,6 +144,9 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// Upkeep runs so far (by [`Metrics::upkeep_until`] and by [`Metrics::render`]).
     upkeeps: Arc<AtomicU64>,
+    /// Handles of the HTTP request metrics by matched route and method. Bounded: routes are
+    /// the router's patterns (or `unmatched`), methods the eight labels.
+    http: Arc<RwLock<HttpRoutes>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,6 +177,7 @@ impl Metrics {
             recorder,
             handle,
             upkeeps: Arc::new(AtomicU64::new(0)),
+            http: Arc::default(),
         };
         m.with(|| {
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
@@ -123,20 +211,46 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f)
     }
 
-    /// Records one HTTP request.
-    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let (method, route) = (method.to_string(), route.to_string());
-        self.with(|| {
-            metrics::counter!(
-                HTTP_REQUESTS,
-                "method" => method.clone(),
-                "route" => route.clone(),
-                "status" => status.to_string()
-            )
-            .increment(1);
-            metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route)
-                .record(seconds);
+    /// The metric handles of requests with method number `method` ([`method_index`]) to
+    /// `route` (a matched route pattern, or `unmatched`).
+    pub fn http_route(&self, method: usize, route: &str) -> Arc<HttpRoute> {
+        let method = method.min(METHODS.len() - 1);
+        if let Some(h) = self
+            .http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .and_then(|by_method| by_method[method].clone())
+        {
+            return h;
+        }
+        let mut http = self.http.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut http.entry(route.into()).or_default()[method];
+        if let Some(h) = slot {
+            return h.clone();
+        }
+        let label = METHODS[method];
+        let owned = route.to_string();
+        let duration =
+            self.with(|| metrics::histogram!(HTTP_DURATION, "method" => label, "route" => owned));
+        let h = Arc::new(HttpRoute {
+            recorder: self.recorder.clone(),
+            method: label,
+            route: route.into(),
+            duration,
+            by_status: RwLock::new(Vec::new()),
         });
+        *slot = Some(h.clone());
+        h
+    }
+
+    /// Records one HTTP request (`method` one of the standard methods or `OTHER`).
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let index = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.http_route(index, route).record(status, seconds);
     }
 
     /// Records one password check.

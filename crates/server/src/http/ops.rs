@@ -1,12 +1,8 @@
 //! Operations endpoints: `GET /healthz` (liveness), `GET /readyz` (the store answers),
-//! `GET /metrics` (Prometheus text exposition), and [`track`], the middleware that counts
-//! every request by method, matched route and status.
+//! `GET /metrics` (Prometheus text exposition). Requests are counted by `super::edge`.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -67,30 +63,5 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// Counts a request by method, matched route (the route pattern such as
-/// `/admin/users/{id}`, never the raw path, so the label set stays bounded; `unmatched` for
-/// the fallback) and status, and records its latency until the response headers.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // Only standard methods become labels: arbitrary ones would grow the label set.
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
-        _ => "OTHER",
-    }
-    .to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let resp = next.run(req).await;
-    state.metrics.http_request(
-        &method,
-        &route,
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
     resp
 }

@@ -17,13 +17,12 @@
 //! `Cross-Origin-Opener-Policy: same-origin`.
 //!
 //! The app's admin pages share their paths with the JSON API (`GET /admin/users` is both a
-//! page and an endpoint), so those pages are not routes here: [`admin_pages`] is a
+//! page and an endpoint), so those pages are not routes here: [`AdminPagesLayer`] is a
 //! middleware that answers a browser *navigation* to such a path with `index.html` and
 //! passes every other request (the app's `fetch` calls, API clients) to the API.
 
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -33,7 +32,7 @@ use axum::Router;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
-/// Paths that render the app shell. The admin pages are served by [`admin_pages`].
+/// Paths that render the app shell. The admin pages are served by [`AdminPagesLayer`].
 const PAGES: &[&str] = &[
     "/",
     "/login",
@@ -170,12 +169,48 @@ where
 /// send Fetch Metadata, whose `Accept` prefers `text/html`. The app's own API calls send
 /// `Accept: application/json` and a bearer token, so they always reach the API.
 ///
-/// Install on the whole app: `.layer(axum::middleware::from_fn(web::admin_pages))`.
-pub async fn admin_pages(request: Request, next: Next) -> Response {
-    if is_page_navigation(&request) {
-        return index().await;
+/// Install on the whole app: `.layer(web::AdminPagesLayer)`. A hand-written layer rather
+/// than `from_fn`, so the requests that pass through (all but page navigations) cost no boxed
+/// future or cloned service.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminPagesLayer;
+
+impl<S> tower::Layer<S> for AdminPagesLayer {
+    type Service = AdminPages<S>;
+
+    fn layer(&self, inner: S) -> AdminPages<S> {
+        AdminPages(inner)
     }
-    next.run(request).await
+}
+
+/// The service of [`AdminPagesLayer`].
+#[derive(Clone, Debug)]
+pub struct AdminPages<S>(S);
+
+impl<S> tower::Service<Request> for AdminPages<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        S::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if is_page_navigation(&request) {
+            return futures_util::future::Either::Left(std::future::ready(Ok(index_page())));
+        }
+        futures_util::future::Either::Right(self.0.call(request))
+    }
 }
 
 fn is_page_navigation(request: &Request) -> bool {
@@ -225,6 +260,11 @@ fn secure(mut response: Response) -> Response {
 
 /// The app shell. `no-store`: it names the current build's asset URLs.
 async fn index() -> Response {
+    index_page()
+}
+
+/// The app shell.
+fn index_page() -> Response {
     secure(
         (
             [
@@ -377,7 +417,7 @@ mod tests {
     async fn admin_pages_only_for_navigations() {
         let api = Router::new()
             .route("/admin/users", get(|| async { "api" }))
-            .layer(axum::middleware::from_fn(admin_pages));
+            .layer(AdminPagesLayer);
         // A browser navigation gets the app shell.
         let res = get_with(
             api.clone(),
