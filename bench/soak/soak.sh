@@ -20,9 +20,12 @@
 # descriptors, threads; and the database size. Checks, written to $OUT/summary.md:
 #   - zero 5xx: from the server's own /metrics (every answer it sent) and from wrk's counts;
 #     zero socket errors; no flow step answered other than expected, no refresh but 200;
-#   - memory flat: the RSS floor (lowest sample) and median of minute 10 are within
-#     RSS_TOLERANCE_KB (default 5 MiB) of minute 2's (Argon2id's 19 MiB working memory per
-#     login in flight moves the peaks, so peaks are reported, not compared);
+#   - memory flat: the RSS floor (lowest sample) and the RssAnon (heap) floor of minute 10
+#     are within RSS_TOLERANCE_KB (default 5 MiB) of minute 2's. Argon2id's 19 MiB working
+#     memory per login in flight quantizes the samples (SQLite, 2026-12-02: ~21 / 40 / 59 MB),
+#     so the median only says how often a login was in flight at a sample, i.e. how slow
+#     logins were on a busy machine (that run: median 21.2 MB in minute 2, 40.5 MB in
+#     minute 10, floors 20.7 and 21.5 MB); median and peaks are reported, not compared;
 #   - no fd growth: the most fds open in minute 10 is at most minute 2's + FD_TOLERANCE (2).
 # Minutes are scaled when SOAK_SECS is not 600: "minute 2" is the second tenth of the run,
 # "minute 10" the last tenth. Exit status 1 when a check fails.
@@ -164,7 +167,7 @@ r2, r10 = win(m2, 1), win(m10, 1)
 a2, a10 = win(m2, 2), win(m10, 2)
 f2, f10 = win(m2, 4), win(m10, 4)
 if r10[0] - r2[0] > rss_tol: fail.append(f"RSS floor grew {mb(r2[0])} -> {mb(r10[0])}")
-if r10[1] - r2[1] > rss_tol: fail.append(f"RSS median grew {mb(r2[1])} -> {mb(r10[1])}")
+if a10[0] - a2[0] > rss_tol: fail.append(f"RssAnon floor grew {mb(a2[0])} -> {mb(a10[0])}")
 if f10[2] - f2[2] > fd_tol: fail.append(f"fds grew {f2[2]} -> {f10[2]}")
 # Every answer the server sent, by route and status (its own counter).
 by_status, five = {}, 0
