@@ -3,6 +3,7 @@
 //! when reachable). Every answer the
 //! clients received before the crash must still hold afterwards:
 //!
+//! - a registration that returned 201 is durable: the account logs in;
 //! - a logout that returned 204 stays done: that session's refresh token is refused;
 //! - a refresh that returned 200 is durable: the refresh token it returned works, once (the
 //!   servers run with `TESSERA_REFRESH_GRACE=0`, so a second use is reuse: `invalid_grant`);
@@ -41,9 +42,29 @@ struct Known {
 /// One client: logs in natively, refreshes a few times, logs out every other session.
 /// Records each outcome it received; a session whose request was in flight when the server
 /// died is marked uncertain (the client never learnt what happened) and left out.
-async fn client_loop(base: String, email: String, known: Arc<Mutex<Vec<Known>>>) {
+async fn client_loop(
+    base: String,
+    email: String,
+    known: Arc<Mutex<Vec<Known>>>,
+    registered: Arc<Mutex<Vec<String>>>,
+) {
     let http = reqwest::Client::new();
     for round in 0.. {
+        // Every other round also registers a new account (its 201 is recorded; one whose
+        // answer never came is left out).
+        if round % 2 == 1 {
+            let new = format!("r{round}.{email}");
+            let Ok(r) = http
+                .post(format!("{base}/auth/register"))
+                .json(&json!({"email": new, "password": PASSWORD}))
+                .send()
+                .await
+            else {
+                return;
+            };
+            assert_eq!(r.status(), 201, "registration refused before the crash");
+            registered.lock().unwrap().push(new);
+        }
         let Ok(r) = http
             .post(format!("{base}/auth/login"))
             .json(&json!({"email": email, "password": PASSWORD, "native": true}))
@@ -147,9 +168,17 @@ async fn crash_and_check(database_url: Option<&str>) {
         assert_eq!(r.status(), 201);
     }
     let known = Arc::new(Mutex::new(Vec::new()));
+    let registered = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = users
         .iter()
-        .map(|e| tokio::spawn(client_loop(base.clone(), e.clone(), known.clone())))
+        .map(|e| {
+            tokio::spawn(client_loop(
+                base.clone(),
+                e.clone(),
+                known.clone(),
+                registered.clone(),
+            ))
+        })
         .collect();
     // Let the load run, then SIGKILL (Child::kill is SIGKILL on Unix) while it is running.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -167,6 +196,8 @@ async fn crash_and_check(database_url: Option<&str>) {
         .filter(|k| !k.uncertain)
         .cloned()
         .collect();
+    let registered: Vec<String> = registered.lock().unwrap().clone();
+    assert!(!registered.is_empty(), "no registration under load");
     let revoked = known.iter().filter(|k| k.logged_out).count();
     let live = known.len() - revoked;
     assert!(
@@ -191,6 +222,15 @@ async fn crash_and_check(database_url: Option<&str>) {
         .map(|k| k["kid"].as_str().unwrap().to_string())
         .collect();
     let mut failures = Vec::new();
+    for email in &registered {
+        let r = support::login(&http, &base, email, PASSWORD).await.unwrap();
+        if r.status() != 200 {
+            failures.push(format!(
+                "acknowledged registration {email} lost: {}",
+                r.status()
+            ));
+        }
+    }
     for k in &known {
         if !published.contains(&k.kid) {
             failures.push(format!("kid {} lost", k.kid));
@@ -246,8 +286,13 @@ async fn crash_and_check(database_url: Option<&str>) {
         .await
         .expect("the store reads back whole")
         .counts();
-    if counts.users != users.len() {
-        failures.push(format!("{} users, expected {}", counts.users, users.len()));
+    // A registration in flight at the kill may or may not have been committed.
+    if counts.users < users.len() + registered.len() {
+        failures.push(format!(
+            "{} users, expected at least {}",
+            counts.users,
+            users.len() + registered.len()
+        ));
     }
     if counts.sessions < known.len() || counts.keys == 0 {
         failures.push(format!(
