@@ -373,3 +373,68 @@ async fn a_group_or_world_readable_master_key_is_refused() {
         StatusCode::OK
     );
 }
+
+/// The same on PostgreSQL: a `pg_dump` of the server's schema (every row of every table)
+/// holds no private key in any encoding and no refresh token.
+#[tokio::test]
+async fn private_keys_are_not_stored_in_clear_on_postgres() {
+    let Some(s) = TestServer::start_with(Engine::Postgres, |_| {}).await else {
+        return;
+    };
+    let alice = s.new_user("alice@example.com").await;
+    let first = s.state().keys.signing_key().unwrap();
+    s.state().keys.rotate_now().await.unwrap();
+    let current = s.state().keys.signing_key().unwrap();
+    let url = s.config.database_url.clone().unwrap();
+    let (base, query) = url.split_once('?').unwrap();
+    let schema = query
+        .split("search_path%3D")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let out = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--schema", schema, "--dbname", base])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    // The dump is of the right schema: both keys' rows are in it.
+    for k in [&first, &current] {
+        let kid = k.kid().unwrap();
+        assert!(
+            dump.contains(&kid.to_lowercase()),
+            "kid {kid} not in the dump"
+        );
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let std_b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    assert!(!dump.contains("-----begin"), "a PEM block");
+    assert!(!dump.contains("private key"), "a PEM private key");
+    assert!(!dump.contains("06032b657004220420"), "a PKCS#8 Ed25519 key");
+    for k in [&first, &current] {
+        let pkcs8 = k.to_secret_bytes();
+        let seed = &pkcs8[pkcs8.len() - 32..];
+        for (what, needle) in [
+            ("PKCS#8 (hex)", hex(&pkcs8)),
+            ("PKCS#8 (base64)", std_b64(&pkcs8).to_lowercase()),
+            ("PKCS#8 (base64url)", b64(&pkcs8).to_lowercase()),
+            ("private key (hex)", hex(seed)),
+            ("private key (base64url, a JWK d)", b64(seed).to_lowercase()),
+        ] {
+            assert!(!dump.contains(&needle), "the dump holds a {what}");
+        }
+    }
+    assert!(
+        !dump.contains(&alice.refresh.to_lowercase()),
+        "the dump holds a refresh token in clear"
+    );
+}
