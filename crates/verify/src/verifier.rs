@@ -137,7 +137,7 @@ impl VerifierBuilder {
     }
 
     /// Largest revocation snapshot, SSE line or SSE event accepted from the feed (default
-    /// 32 MiB, about 250 000 live revocations in a snapshot). Anything larger is a malformed
+    /// 32 MiB, about 300 000 live revocations in a snapshot). Anything larger is a malformed
     /// feed: the verifier fails closed until a snapshot within the limit arrives.
     pub fn feed_max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = bytes.max(1024);
