@@ -24,6 +24,7 @@ trap cleanup EXIT
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
 start() { # NAME BIN PORT
   local d=$TMP/$1 envs
+  if curl -s -o /dev/null "http://127.0.0.1:$3/"; then echo "port $3 is in use" >&2; exit 1; fi
   mkdir -p "$d"
   envs=(TESSERA_BIND=127.0.0.1:$3 TESSERA_ISSUER=http://127.0.0.1:$3 TESSERA_DATA_DIR=$d TESSERA_COOKIE_SECURE=false)
   echo "$PASSWORD" | env "${envs[@]}" "$2" user add --email admin@bench.test --role admin >/dev/null
@@ -32,8 +33,17 @@ start() { # NAME BIN PORT
   wait_http "http://127.0.0.1:$3/healthz"
 }
 login() { curl -fs "$1/auth/login" -H 'content-type: application/json' -d "{\"email\":\"admin@bench.test\",\"password\":\"$PASSWORD\",\"native\":true}"; }
-sessions() { # BASE N FILE
-  : >"$3"; for _ in $(seq 1 "$2"); do login "$1" | jq -r .refresh_token >>"$3"; done
+sessions() { # BASE N FILE (a failed login is retried, its status shown)
+  local i j out
+  : >"$3"
+  for i in $(seq 1 "$2"); do
+    for j in 1 2 3 4 5; do
+      if out=$(login "$1"); then break; fi
+      echo "login failed: $(curl -s -o /dev/null -w '%{http_code}' "$1/healthz") (healthz), retrying" >&2
+      sleep 1
+    done
+    jq -r .refresh_token <<<"$out" >>"$3"
+  done
 }
 point() { # LABEL wrk-args... -> "req/s p99ms"
   shift
@@ -44,14 +54,14 @@ point() { # LABEL wrk-args... -> "req/s p99ms"
   grep -q 'Non-2xx' <<<"$out" && echo "non-2xx answers: $(grep Non-2xx <<<"$out")" >&2
   echo "$rps $p99"
 }
-start A "$A" 18490
-start B "$B" 18491
+start A "$A" 18520
+start B "$B" 18521
 need_hello=0
 [[ " $POINTS " == *" healthz "* || " $POINTS " == *" jwks "* ]] && need_hello=1
-if [ $need_hello = 1 ]; then "$HELLO" hello 127.0.0.1:18492 & PIDS+=($!); wait_http http://127.0.0.1:18492/hello; fi
+if [ $need_hello = 1 ]; then curl -s -o /dev/null http://127.0.0.1:18522/ && { echo "port 18522 is in use" >&2; exit 1; }; "$HELLO" hello 127.0.0.1:18522 & PIDS+=($!); wait_http http://127.0.0.1:18522/hello; fi
 declare -A AT BASIC
 for s in A B; do
-  port=$([ $s = A ] && echo 18490 || echo 18491)
+  port=$([ $s = A ] && echo 18520 || echo 18521)
   base=http://127.0.0.1:$port
   AT[$s]=$(login $base | jq -r .access_token)
   c=$(curl -fs $base/admin/clients -H "authorization: Bearer ${AT[$s]}" -H 'content-type: application/json' -d '{"name":"ab"}')
@@ -61,11 +71,11 @@ RES=$TMP/res.tsv
 : >"$RES"
 for r in $(seq 1 "$RUNS"); do
   if [ $need_hello = 1 ]; then
-    read -r v p <<<"$(point x http://127.0.0.1:18492/hello)"; printf 'hello\t-\t%s\t%s\t%s\n' "$r" "$v" "$p" | tee -a "$RES"
+    read -r v p <<<"$(point x http://127.0.0.1:18522/hello)"; printf 'hello\t-\t%s\t%s\t%s\n' "$r" "$v" "$p" | tee -a "$RES"
   fi
   for pt in $POINTS; do
     for s in A B; do
-      port=$([ $s = A ] && echo 18490 || echo 18491)
+      port=$([ $s = A ] && echo 18520 || echo 18521)
       base=http://127.0.0.1:$port
       case $pt in
         healthz) read -r v p <<<"$(point x $base/healthz)" ;;
