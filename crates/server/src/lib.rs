@@ -264,7 +264,7 @@ pub async fn spawn(
 /// The accept loop. Unlike `axum::serve`, it gives hyper a timer and a header read timeout,
 /// so a client that trickles its request head byte by byte (slowloris) is disconnected
 /// after `header_timeout` instead of holding a connection and a task forever; the
-/// per-request `TimeoutLayer` only starts once the head has been read. Each request gets
+/// per-request time limit (`http::edge`) only starts once the head has been read. Each request gets
 /// the peer address as `ConnectInfo`, like `into_make_service_with_connect_info`.
 ///
 /// At most `max_connections` are served at once; a connection over the cap gets a 503 and

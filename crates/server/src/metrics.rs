@@ -88,6 +88,18 @@ pub struct HttpRoute {
     by_status: RwLock<Vec<(u16, Counter)>>,
 }
 
+impl HttpRoute {
+    /// The method label (`GET`, …, `other`).
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// The route label: the matched pattern, or `unmatched`.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+}
+
 impl std::fmt::Debug for HttpRoute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRoute")

@@ -472,3 +472,50 @@ async fn guessing_many_accounts_from_one_address_is_throttled_per_address() {
     let r = login_from_ip(&s, 77, "real@example.com", PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408_within_the_request_timeout() {
+    let s = TestServer::start_with(Engine::Sqlite, |c| c.request_timeout = 2)
+        .await
+        .unwrap();
+    // The head is complete (so the header read timeout is over); the announced body is not
+    // sent, so the login handler waits on it until the request time limit answers.
+    let mut c = TcpStream::connect(s.running().addr).await.unwrap();
+    c.write_all(
+        b"POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{\"email\":",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") {
+        match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            other => panic!("no answer: {other:?} after {:?}", started.elapsed()),
+        }
+    }
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status_of(&text), Some(408), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(text
+        .to_ascii_lowercase()
+        .contains("x-content-type-options: nosniff"));
+    assert!(
+        elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(6),
+        "answered after {elapsed:?}"
+    );
+    // Counted by route and status like any other answer.
+    let metrics = s.http.get(s.at("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let body = metrics.text().await.unwrap();
+    assert!(
+        body.contains(
+            "tessera_http_requests_total{method=\"POST\",route=\"/auth/login\",status=\"408\"} 1"
+        ),
+        "no 408 counted for /auth/login"
+    );
+    healthy(&s).await;
+}

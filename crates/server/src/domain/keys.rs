@@ -13,6 +13,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use axum::body::Bytes;
 use serde::Serialize;
 use tessera_jwt::{Algorithm, JwkSet, KeySet, SigningKey};
 use tessera_store::{SigningKeyRecord, Store};
@@ -34,6 +35,46 @@ struct LoadedKey {
 struct Loaded {
     keys: Vec<LoadedKey>,
     verify: KeySet,
+    /// The JWK Set as served, serialized once per reload: one body per span of time between
+    /// key removals, as `(until, body)` sorted by `until` (exclusive; the last is `i64::MAX`).
+    /// The published set only changes when a key is added (a reload) or passes its
+    /// `remove_at`, so `GET /.well-known/jwks.json` never builds or serializes anything.
+    jwks: Vec<(i64, Bytes)>,
+}
+
+impl Loaded {
+    fn new(keys: Vec<LoadedKey>, verify: KeySet) -> DomainResult<Self> {
+        let published = || keys.iter().filter(|k| !k.key.algorithm().is_hmac());
+        let mut bounds: Vec<i64> = published().filter_map(|k| k.record.remove_at).collect();
+        bounds.push(i64::MAX);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let jwks = bounds
+            .into_iter()
+            .map(|until| {
+                // Published throughout `[previous bound, until)` exactly when not removed
+                // before `until` (removal times are themselves bounds).
+                let set = JwkSet {
+                    keys: published()
+                        .filter(|k| k.record.remove_at.is_none_or(|r| r >= until))
+                        .map(|k| k.key.verifying_key().to_jwk())
+                        .collect(),
+                };
+                serde_json::to_vec(&set)
+                    .map(|body| (until, Bytes::from(body)))
+                    .map_err(|e| DomainError::Internal(format!("JWKS serialization: {e}")))
+            })
+            .collect::<DomainResult<_>>()?;
+        Ok(Self { keys, verify, jwks })
+    }
+
+    fn jwks_at(&self, now: i64) -> Bytes {
+        self.jwks
+            .iter()
+            .find(|(until, _)| now < *until)
+            .map(|(_, body)| body.clone())
+            .unwrap_or_else(|| Bytes::from_static(br#"{"keys":[]}"#))
+    }
 }
 
 /// A key's public schedule, for `GET /admin/keys`.
@@ -171,7 +212,7 @@ impl KeyManager {
         }
         let verify =
             KeySet::from_keys(keys.iter().map(|k| k.key.verifying_key())).map_err(jwt_err)?;
-        let loaded = Arc::new(Loaded { keys, verify });
+        let loaded = Arc::new(Loaded::new(keys, verify)?);
         let mut guard = match self.loaded.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -238,6 +279,12 @@ impl KeyManager {
                 .map(|k| k.key.verifying_key().to_jwk())
                 .collect(),
         }
+    }
+
+    /// [`jwks`](Self::jwks) as served: the JSON serialized when the keys were loaded, for the
+    /// current time (a shared buffer, nothing built per call).
+    pub fn jwks_json(&self) -> Bytes {
+        self.read().jwks_at(self.clock.now())
     }
 
     /// The `Cache-Control: max-age` of the JWKS.

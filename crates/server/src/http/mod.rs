@@ -1,5 +1,5 @@
 //! The HTTP layer: one module per resource, each with its own `router()`, merged here with
-//! the cross-cutting layers (body limit, timeout, and [`edge`]: request span, metrics,
+//! the cross-cutting layers (body limit, and [`edge`]: request span, time limit, metrics,
 //! `nosniff`).
 //!
 //! Only this layer knows status codes; handlers extract (auth first), authorize, validate,
@@ -23,7 +23,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{require_role, ApiForm, ApiJson, ApiPath, ApiQuery, AuthUser, ClientInfo};
@@ -39,13 +38,12 @@ pub fn router(state: AppState) -> Router {
         .merge(setup::router())
         .merge(wellknown::router())
         .merge(oauth::router())
-        .merge(admin::router())
+        // The app's admin pages share paths with the admin API: navigations get the page.
+        .merge(admin::router().layer(web::AdminPagesLayer))
         .merge(ops::router())
         .merge(revocations::router())
         .merge(openapi::router())
         .merge(web::router())
-        // The app's admin pages share paths with the admin API: navigations get the page.
-        .layer(web::AdminPagesLayer)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -56,12 +54,9 @@ pub fn router(state: AppState) -> Router {
         })
         // Json/Form extractors reject larger bodies with 413 (mapped by ApiError).
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        // Outermost: the request span (method and path only), metrics by matched route and
-        // status (timeouts included), 5xx logged, `X-Content-Type-Options: nosniff`.
-        .layer(edge::EdgeLayer::new(state.metrics.clone()))
+        // Outermost: the request span (method and path only), the request time limit (408),
+        // metrics by matched route and status (timeouts included), 5xx logged,
+        // `X-Content-Type-Options: nosniff`.
+        .layer(edge::EdgeLayer::new(state.metrics.clone(), timeout))
         .with_state(state)
 }

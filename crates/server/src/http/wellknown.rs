@@ -20,10 +20,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The published keys, pending ones included; `{"keys": []}` in HS256 shared-secret mode.
+/// The body is serialized once per key change (`KeyManager::jwks_json`), not per request:
+/// this is the endpoint every resource server and verifier polls.
 async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
-    let set = state.keys.jwks();
     let cache = format!("public, max-age={}", state.keys.jwks_max_age());
-    let mut resp = Json(set).into_response();
+    let mut resp = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.keys.jwks_json(),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&cache) {
         resp.headers_mut().insert(header::CACHE_CONTROL, v);
     }
