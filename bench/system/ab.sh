@@ -7,7 +7,10 @@
 # hello baseline (when healthz or jwks is asked for), then every point on A, then on B.
 # Prints one line per measurement and the medians of the per-round figures and of B/A.
 # Environment: RUNS (default 5), DUR (seconds, default 5), CONNS (default 32),
-# HELLO (the helper binary, default target/release/tessera-system-bench).
+# HELLO (the helper binary, default target/release/tessera-system-bench),
+# DB=postgres: each server on a fresh database on PG_URL_BASE (default
+# postgres://postgres@127.0.0.1:5432; CREATE DATABASE, DROP ... WITH (FORCE) afterwards)
+# instead of SQLite in its data dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 A=$1 B=$2
@@ -17,9 +20,16 @@ RUNS=${RUNS:-5} DUR=${DUR:-5} CONNS=${CONNS:-32}
 HELLO=${HELLO:-$ROOT/target/release/tessera-system-bench}
 LUA=$ROOT/bench/system/lua
 PASSWORD='correct horse battery staple'
+DB=${DB:-sqlite}
+PG_URL_BASE=${PG_URL_BASE:-postgres://postgres@127.0.0.1:5432}
 TMP=$(mktemp -d /tmp/tessera-ab.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+PG_DBS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  for d in "${PG_DBS[@]}"; do psql "$PG_URL_BASE/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
 start() { # NAME BIN PORT
@@ -27,6 +37,12 @@ start() { # NAME BIN PORT
   if curl -s -o /dev/null "http://127.0.0.1:$3/"; then echo "port $3 is in use" >&2; exit 1; fi
   mkdir -p "$d"
   envs=(TESSERA_BIND=127.0.0.1:$3 TESSERA_ISSUER=http://127.0.0.1:$3 TESSERA_DATA_DIR=$d TESSERA_COOKIE_SECURE=false)
+  if [ "$DB" = postgres ]; then
+    local db=tessera_ab_$$_${1,,}
+    psql "$PG_URL_BASE/postgres" -qc "CREATE DATABASE $db" >/dev/null
+    PG_DBS+=("$db")
+    envs+=(TESSERA_DATABASE_URL=$PG_URL_BASE/$db)
+  fi
   echo "$PASSWORD" | env "${envs[@]}" "$2" user add --email admin@bench.test --role admin >/dev/null
   env "${envs[@]}" "$2" serve >"$d/server.log" 2>&1 &
   PIDS+=($!)

@@ -144,7 +144,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         new_hash: &[u8],
         now: i64,
         idle_secs: i64,
-    ) -> Result<Rotation>;
+    ) -> Result<Rotation> {
+        match self
+            .rotate_refresh_token_as(old_hash, new_hash, now, idle_secs, None)
+            .await?
+        {
+            Refresh::Rotation(rotation, _) => Ok(rotation),
+            Refresh::OtherClient(_) => Err(StoreError::Database(
+                "client mismatch without a client to check".to_string(),
+            )),
+        }
+    }
+    /// The server's refresh step: [`Store::rotate_refresh_token`] of a token presented by
+    /// `client_id`, reading the session's user in the same transaction (one round trip on
+    /// PostgreSQL when the token rotates).
+    ///
+    /// - `client_id` given and the token's session belongs to another client:
+    ///   [`Refresh::OtherClient`], whatever the token's or the session's state, and nothing
+    ///   is changed (so a client can never burn another client's token);
+    /// - otherwise [`Refresh::Rotation`] with exactly what [`Store::rotate_refresh_token`]
+    ///   returns (the same concurrency guarantees) and the session's user.
+    async fn rotate_refresh_token_as(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_secs: i64,
+        client_id: Option<&str>,
+    ) -> Result<Refresh>;
     /// Finds the session a refresh token (by hash) belongs to, without changing anything.
     async fn refresh_token_session(&self, hash: &[u8]) -> Result<Option<Session>>;
     /// Revokes one session (idempotent). Returns the session (as revoked) if it existed and

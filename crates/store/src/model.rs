@@ -130,6 +130,17 @@ pub enum Rotation {
     SessionInactive(Session),
 }
 
+/// Outcome of [`crate::Store::rotate_refresh_token_as`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The token's session belongs to another client than the one presenting it; nothing
+    /// was changed.
+    OtherClient(Session),
+    /// What [`crate::Store::rotate_refresh_token`] would have returned, and the session's
+    /// user (`None` only with [`Rotation::NotFound`]).
+    Rotation(Rotation, Option<User>),
+}
+
 /// What a revocation event targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -24,8 +24,9 @@ use tokio::sync::broadcast;
 use crate::error::db_err;
 use crate::{
     AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser,
-    PeerChanges, RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation, Session,
-    SigningKeyRecord, Snapshot, Store, StoreError, StoreNotice, Throttle, User, UserUpdate,
+    PeerChanges, Refresh, RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation,
+    Session, SigningKeyRecord, Snapshot, Store, StoreError, StoreNotice, Throttle, User,
+    UserUpdate,
 };
 
 /// The LISTEN/NOTIFY channel carrying [`StoreNotice`]s between nodes.
@@ -35,6 +36,8 @@ const USER_COLS: &str =
     "id, email, password_hash, roles, disabled, token_cutoff, created_at, updated_at";
 const SESSION_COLS: &str = "id, user_id, client_id, user_agent, ip, created_at, last_used_at, \
      idle_expires_at, absolute_expires_at, revoked_at, revoked_reason";
+/// How many columns [`SESSION_COLS`] names.
+const SESSION_COL_COUNT: usize = 11;
 const KEY_COLS: &str =
     "kid, alg, private_enc, public_jwk, created_at, activate_at, retire_at, remove_at";
 const CLIENT_COLS: &str = "client_id, name, secret_hash, roles, scope, created_at";
@@ -55,6 +58,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long a request waits for a pooled connection (see `connect_with`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pooled connection idle this long is pinged before use (see `connect_with`).
+const IDLE_PING: Duration = Duration::from_secs(1);
 
 /// How long [`Store::ping`] (readiness) waits for the database.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -167,6 +173,18 @@ impl PostgresStore {
             .map_err(db_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            // sqlx pings every connection it hands out (a round trip of its own before each
+            // statement) and again when it comes back; only the first is optional. Ping only
+            // a connection that sat idle, which is where a restarted database shows.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             // While the database is down the pool retries a refused connection until this
             // timeout, and the request waits that long for its 503: keep it short, so a node
             // without its database answers within seconds (a connection free within 3 s
@@ -353,15 +371,19 @@ async fn listen_once(
 // ---- row decoding ---------------------------------------------------------------------------
 
 fn user_from_row(row: &PgRow) -> Result<User> {
+    user_from_row_at(row, 0)
+}
+
+fn user_from_row_at(row: &PgRow, o: usize) -> Result<User> {
     Ok(User {
-        id: row.try_get(0).map_err(db_err)?,
-        email: row.try_get(1).map_err(db_err)?,
-        password_hash: row.try_get(2).map_err(db_err)?,
-        roles: row.try_get(3).map_err(db_err)?,
-        disabled: row.try_get(4).map_err(db_err)?,
-        token_cutoff: row.try_get(5).map_err(db_err)?,
-        created_at: row.try_get(6).map_err(db_err)?,
-        updated_at: row.try_get(7).map_err(db_err)?,
+        id: row.try_get(o).map_err(db_err)?,
+        email: row.try_get(o + 1).map_err(db_err)?,
+        password_hash: row.try_get(o + 2).map_err(db_err)?,
+        roles: row.try_get(o + 3).map_err(db_err)?,
+        disabled: row.try_get(o + 4).map_err(db_err)?,
+        token_cutoff: row.try_get(o + 5).map_err(db_err)?,
+        created_at: row.try_get(o + 6).map_err(db_err)?,
+        updated_at: row.try_get(o + 7).map_err(db_err)?,
     })
 }
 
@@ -454,22 +476,24 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEvent> {
     })
 }
 
-/// A refresh token's rotation state with its session.
+/// A refresh token's rotation state with its session and the session's user.
 struct TokenState {
     rotated_at: Option<i64>,
     successor_hash: Option<Vec<u8>>,
     successor_used: bool,
     session: Session,
+    user: User,
 }
 
 impl TokenState {
-    fn already_rotated(self, rotated_at: i64) -> Rotation {
-        Rotation::AlreadyRotated {
+    fn already_rotated(self, rotated_at: i64) -> Refresh {
+        let rotation = Rotation::AlreadyRotated {
             rotated_at,
             successor_hash: self.successor_hash.unwrap_or_default(),
             successor_used: self.successor_used,
             session: self.session,
-        }
+        };
+        Refresh::Rotation(rotation, Some(self.user))
     }
 }
 
@@ -478,10 +502,12 @@ async fn token_state(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<Toke
         "SELECT rt.rotated_at, rt.successor_hash, \
                 COALESCE((SELECT nx.rotated_at IS NOT NULL FROM refresh_tokens nx \
                            WHERE nx.hash = rt.successor_hash), FALSE), \
-                s.{} \
+                s.{}, u.{} \
          FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+           JOIN users u ON u.id = s.user_id \
          WHERE rt.hash = $1",
-        SESSION_COLS.replace(", ", ", s.")
+        SESSION_COLS.replace(", ", ", s."),
+        USER_COLS.replace(", ", ", u.")
     );
     let Some(row) = sqlx::query(&sql)
         .bind(hash)
@@ -496,6 +522,7 @@ async fn token_state(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<Toke
         successor_hash: row.try_get(1).map_err(db_err)?,
         successor_used: row.try_get(2).map_err(db_err)?,
         session: session_from_row_at(&row, 3)?,
+        user: user_from_row_at(&row, 3 + SESSION_COL_COUNT)?,
     }))
 }
 
@@ -721,15 +748,17 @@ impl Store for PostgresStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_refresh_token_as(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         now: i64,
         idle_secs: i64,
-    ) -> Result<Rotation> {
-        // The common case (a live session, a fresh token) is one statement and one round
-        // trip, committed on its own: refresh is bound by a single store round trip.
+        client_id: Option<&str>,
+    ) -> Result<Refresh> {
+        // The common case (a live session of the presenting client, a fresh token) is one
+        // statement and one round trip, committed on its own, the user read with it: refresh
+        // is bound by a single store round trip.
         //
         // `live` locks the session row (FOR UPDATE re-checks liveness against the latest
         // committed row after waiting), so a concurrent revocation either wins and nothing is
@@ -743,6 +772,7 @@ impl Store for PostgresStore {
                WHERE s.id = (SELECT session_id FROM refresh_tokens WHERE hash = $1) \
                  AND s.revoked_at IS NULL \
                  AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+                 AND ($5::text IS NULL OR s.client_id = $5::text) \
                FOR UPDATE \
              ), upd AS ( \
                UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3 \
@@ -752,11 +782,14 @@ impl Store for PostgresStore {
              ), ins AS ( \
                INSERT INTO refresh_tokens (hash, session_id, created_at) \
                SELECT $3, session_id, $2 FROM upd \
+             ), ses AS ( \
+               UPDATE sessions SET last_used_at = $2, \
+                 idle_expires_at = LEAST($2 + $4, absolute_expires_at) \
+               WHERE id IN (SELECT session_id FROM upd) \
+               RETURNING {SESSION_COLS} \
              ) \
-             UPDATE sessions SET last_used_at = $2, \
-               idle_expires_at = LEAST($2 + $4, absolute_expires_at) \
-             WHERE id IN (SELECT session_id FROM upd) \
-             RETURNING {SESSION_COLS}"
+             SELECT ses.*, u.{} FROM ses JOIN users u ON u.id = ses.user_id",
+            USER_COLS.replace(", ", ", u.")
         );
         // Otherwise the state is read back to say why nothing was rotated. If it shows a
         // fresh token of a live session again, a racer that held the locks rolled back:
@@ -767,17 +800,27 @@ impl Store for PostgresStore {
                 .bind(now)
                 .bind(new_hash)
                 .bind(idle_secs)
+                .bind(client_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err)?;
             if let Some(row) = row {
-                return Ok(Rotation::Rotated(session_from_row(&row)?));
+                let session = session_from_row(&row)?;
+                let user = user_from_row_at(&row, SESSION_COL_COUNT)?;
+                return Ok(Refresh::Rotation(Rotation::Rotated(session), Some(user)));
             }
             let mut conn = self.pool.acquire().await.map_err(db_err)?;
             match token_state(&mut conn, old_hash).await? {
-                None => return Ok(Rotation::NotFound),
+                None => return Ok(Refresh::Rotation(Rotation::NotFound, None)),
+                Some(st) if client_id.is_some_and(|c| c != st.session.client_id) => {
+                    return Ok(Refresh::OtherClient(st.session))
+                }
                 Some(st) if !st.session.is_live(now) => {
-                    return Ok(Rotation::SessionInactive(st.session))
+                    let user = Some(st.user);
+                    return Ok(Refresh::Rotation(
+                        Rotation::SessionInactive(st.session),
+                        user,
+                    ));
                 }
                 Some(st) => {
                     if let Some(at) = st.rotated_at {

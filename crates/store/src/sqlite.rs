@@ -5,20 +5,27 @@
 //! instead of failing. Every multi-statement write runs in a `BEGIN IMMEDIATE` transaction:
 //! it takes the write lock up front, so two writers can never both hold a read snapshot and
 //! then deadlock upgrading it (SQLite would answer `SQLITE_BUSY` without waiting).
+//!
+//! WAL checkpoints are not left to SQLite's automatic checkpoint, which runs inside whichever
+//! commit crosses 1,000 WAL pages and fsyncs the WAL and the database file there, while every
+//! queued writer waits (measured under refresh load: 21 such checkpoints in 5 s, 6 to 31 ms
+//! of fsync each, all on the writer's thread). A background task checkpoints instead
+//! ([`WalCheckpoint`]): see [`Checkpointer`].
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
-use tokio::sync::broadcast;
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{db_err, roles_from_json, roles_to_json};
 use crate::{
-    AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser,
+    AuditEvent, AuditFilter, Client, NewAuditEvent, NewRevocation, NewSession, NewUser, Refresh,
     RefreshTokenRecord, Result, Revocation, RevocationKind, Rotation, Session, SigningKeyRecord,
     Snapshot, Store, StoreError, StoreNotice, Throttle, User, UserUpdate,
 };
@@ -32,6 +39,8 @@ const USER_COLS: &str =
 /// Columns of `sessions`, in the order [`session_from_row`] reads them.
 const SESSION_COLS: &str = "id, user_id, client_id, user_agent, ip, created_at, last_used_at, \
      idle_expires_at, absolute_expires_at, revoked_at, revoked_reason";
+/// How many columns [`SESSION_COLS`] names.
+const SESSION_COL_COUNT: usize = 11;
 /// Columns of `signing_keys`.
 const KEY_COLS: &str =
     "kid, alg, private_enc, public_jwk, created_at, activate_at, retire_at, remove_at";
@@ -49,6 +58,125 @@ pub struct SqliteStore {
     /// 100 ms. Refresh rotation at concurrency 32: p99 350 ms -> see bench/README.md "System".
     writer: SqlitePool,
     notices: broadcast::Sender<StoreNotice>,
+    /// The WAL checkpoint task of a file database (none for `:memory:` or [`Self::from_pool`]);
+    /// it stops when the last clone of the store is dropped.
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How the background task checkpoints the WAL of a file database.
+///
+/// Every `interval` it runs `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own: the
+/// WAL's pages are copied into the database file and both are fsynced off the write path,
+/// while writers keep appending. A passive checkpoint under steady writes never catches up
+/// with the last frame, so SQLite never gets to restart the WAL from its beginning; when the
+/// WAL holds `restart_frames` pages or more, the task therefore takes the writer connection
+/// (queueing like any writer) and checkpoints again there (PASSIVE: it never waits for
+/// readers in SQLite's busy handler), which only has the pages written since the first
+/// checkpoint left to copy; with the WAL wholly copied, the next write starts it over. (A
+/// RESTART checkpoint there waited for readers and held writers up to 100 ms under load.)
+/// So the WAL stays within `restart_frames` plus what is written during one interval and
+/// one checkpoint; its file is cut back to `restart_frames` pages when it restarts
+/// (`journal_size_limit`), and once nothing was written for a whole interval it is truncated
+/// to zero (`wal_checkpoint(TRUNCATE)`, on the writer connection too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// Time between two passive checkpoints.
+    pub interval: Duration,
+    /// WAL length (pages) from which the WAL is restarted.
+    pub restart_frames: i64,
+}
+
+impl Default for WalCheckpoint {
+    /// Every 500 ms; restart from 8,192 pages (32 MiB at SQLite's default 4 KiB pages).
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(500),
+            restart_frames: 8192,
+        }
+    }
+}
+
+/// Stops the checkpoint task when dropped (the task then closes its connection).
+#[derive(Debug)]
+struct Checkpointer {
+    _stop: oneshot::Sender<()>,
+}
+
+/// One `PRAGMA wal_checkpoint(MODE)`: (busy, WAL length in pages, pages checkpointed).
+async fn wal_checkpoint(conn: &mut SqliteConnection, mode: &str) -> Result<(i64, i64, i64)> {
+    let row = sqlx::query(&format!("PRAGMA wal_checkpoint({mode})"))
+        .fetch_one(conn)
+        .await
+        .map_err(db_err)?;
+    Ok((
+        row.try_get(0).map_err(db_err)?,
+        row.try_get(1).map_err(db_err)?,
+        row.try_get(2).map_err(db_err)?,
+    ))
+}
+
+/// The checkpoint task ([`WalCheckpoint`]): runs until `stop` resolves (its sender dropped).
+async fn checkpoint_loop(
+    mut conn: SqliteConnection,
+    writer: SqlitePool,
+    config: WalCheckpoint,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_frames = 0;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        let started = Instant::now();
+        let (frames, done) = match wal_checkpoint(&mut conn, "PASSIVE").await {
+            Ok((_, frames, done)) => (frames, done),
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                continue;
+            }
+        };
+        tracing::debug!(
+            frames,
+            done,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "WAL checkpoint (passive)"
+        );
+        // The WAL length only stays the same from one tick to the next when nothing was
+        // written (a write either appends or restarts the WAL). Finish the checkpoint when
+        // the WAL is long and growing, TRUNCATE when idle: both on the writer connection, so
+        // writers queue behind the checkpoint in order instead of sleeping in SQLite's busy
+        // handler.
+        let idle = frames == last_frames;
+        last_frames = frames;
+        let mode = if frames > 0 && idle {
+            "TRUNCATE"
+        } else if frames >= config.restart_frames {
+            "PASSIVE"
+        } else {
+            continue;
+        };
+        let started = Instant::now();
+        let result = async {
+            let mut w = writer.acquire().await.map_err(db_err)?;
+            wal_checkpoint(&mut w, mode).await
+        }
+        .await;
+        match result {
+            Ok((busy, frames, done)) => tracing::debug!(
+                mode,
+                busy,
+                frames,
+                done,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "WAL checkpoint on the writer"
+            ),
+            Err(e) => tracing::warn!(error = %e, mode, "WAL checkpoint failed"),
+        }
+    }
+    let _ = conn.close().await;
 }
 
 impl SqliteStore {
@@ -56,6 +184,11 @@ impl SqliteStore {
     /// `sqlite://./tessera-data/tessera.db` or `sqlite::memory:`. The directory must exist.
     /// Does not migrate.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_checkpoint(url, WalCheckpoint::default()).await
+    }
+
+    /// [`Self::connect`] with the WAL checkpoint task configured (tests use short intervals).
+    pub async fn connect_with_checkpoint(url: &str, checkpoint: WalCheckpoint) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -66,6 +199,16 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if in_memory {
+            options
+        } else {
+            // No commit checkpoints (the task does); a restarted WAL is cut back to the
+            // restart length.
+            let limit = checkpoint.restart_frames.saturating_mul(4096);
+            options
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", limit.to_string())
+        };
         let pool_options = if in_memory {
             // Every connection to `:memory:` is its own database: keep exactly one, forever.
             SqlitePoolOptions::new()
@@ -76,7 +219,11 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(8)
         };
+        // sqlx pings a connection before handing it out unless told not to: a round trip to
+        // the connection's worker thread for nothing (a SQLite connection cannot be lost the
+        // way a network one can), and on the writer inside the serialized section.
         let pool = pool_options
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -85,10 +232,20 @@ impl SqliteStore {
         if !in_memory {
             store.writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(db_err)?;
+            let conn = options.connect().await.map_err(db_err)?;
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(checkpoint_loop(
+                conn,
+                store.writer.clone(),
+                checkpoint,
+                stopped,
+            ));
+            store.checkpointer = Some(Arc::new(Checkpointer { _stop: stop }));
         }
         Ok(store)
     }
@@ -100,6 +257,7 @@ impl SqliteStore {
             writer: pool.clone(),
             pool,
             notices,
+            checkpointer: None,
         }
     }
 
@@ -125,16 +283,21 @@ impl SqliteStore {
 // ---- row decoding ---------------------------------------------------------------------------
 
 fn user_from_row(row: &SqliteRow) -> Result<User> {
-    let roles: String = row.try_get(3).map_err(db_err)?;
+    user_from_row_at(row, 0)
+}
+
+/// Reads the user columns starting at column `o` (for joins).
+fn user_from_row_at(row: &SqliteRow, o: usize) -> Result<User> {
+    let roles: String = row.try_get(o + 3).map_err(db_err)?;
     Ok(User {
-        id: row.try_get(0).map_err(db_err)?,
-        email: row.try_get(1).map_err(db_err)?,
-        password_hash: row.try_get(2).map_err(db_err)?,
+        id: row.try_get(o).map_err(db_err)?,
+        email: row.try_get(o + 1).map_err(db_err)?,
+        password_hash: row.try_get(o + 2).map_err(db_err)?,
         roles: roles_from_json(&roles)?,
-        disabled: row.try_get(4).map_err(db_err)?,
-        token_cutoff: row.try_get(5).map_err(db_err)?,
-        created_at: row.try_get(6).map_err(db_err)?,
-        updated_at: row.try_get(7).map_err(db_err)?,
+        disabled: row.try_get(o + 4).map_err(db_err)?,
+        token_cutoff: row.try_get(o + 5).map_err(db_err)?,
+        created_at: row.try_get(o + 6).map_err(db_err)?,
+        updated_at: row.try_get(o + 7).map_err(db_err)?,
     })
 }
 
@@ -418,13 +581,14 @@ impl Store for SqliteStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_refresh_token_as(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         now: i64,
         idle_secs: i64,
-    ) -> Result<Rotation> {
+        client_id: Option<&str>,
+    ) -> Result<Refresh> {
         // BEGIN IMMEDIATE: concurrent rotations queue on the write lock, so the first one
         // rotates and every later one reads the committed result (AlreadyRotated).
         let mut tx = self.write_tx().await?;
@@ -432,10 +596,12 @@ impl Store for SqliteStore {
             "SELECT rt.rotated_at, rt.successor_hash, \
                     (SELECT nx.rotated_at IS NOT NULL FROM refresh_tokens nx \
                       WHERE nx.hash = rt.successor_hash), \
-                    s.{} \
+                    s.{}, u.{} \
              FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+               JOIN users u ON u.id = s.user_id \
              WHERE rt.hash = $1",
-            SESSION_COLS.replace(", ", ", s.")
+            SESSION_COLS.replace(", ", ", s."),
+            USER_COLS.replace(", ", ", u.")
         );
         let Some(row) = sqlx::query(&sql)
             .bind(old_hash)
@@ -443,24 +609,29 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?
         else {
-            return Ok(Rotation::NotFound);
+            return Ok(Refresh::Rotation(Rotation::NotFound, None));
         };
         let session = session_from_row_at(&row, 3)?;
+        if client_id.is_some_and(|c| c != session.client_id) {
+            return Ok(Refresh::OtherClient(session));
+        }
+        let user = Some(user_from_row_at(&row, 3 + SESSION_COL_COUNT)?);
         // A dead session ends the chain whatever the token's state (RFC 9700 §4.14.2: the
         // refresh token is bound to the grant; once revoked nothing derived from it works).
         if !session.is_live(now) {
-            return Ok(Rotation::SessionInactive(session));
+            return Ok(Refresh::Rotation(Rotation::SessionInactive(session), user));
         }
         let rotated_at: Option<i64> = row.try_get(0).map_err(db_err)?;
         if let Some(rotated_at) = rotated_at {
             let successor_hash: Option<Vec<u8>> = row.try_get(1).map_err(db_err)?;
             let successor_used: Option<bool> = row.try_get(2).map_err(db_err)?;
-            return Ok(Rotation::AlreadyRotated {
+            let rotation = Rotation::AlreadyRotated {
                 rotated_at,
                 successor_hash: successor_hash.unwrap_or_default(),
                 successor_used: successor_used.unwrap_or(false),
                 session,
-            });
+            };
+            return Ok(Refresh::Rotation(rotation, user));
         }
         let done = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3 \
@@ -501,7 +672,7 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         let updated = session_from_row(&row)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Rotation::Rotated(updated))
+        Ok(Refresh::Rotation(Rotation::Rotated(updated), user))
     }
 
     async fn refresh_token_session(&self, hash: &[u8]) -> Result<Option<Session>> {

@@ -78,6 +78,7 @@ store_tests!(
     create_session_is_atomic,
     live_sessions_filter_and_order,
     rotate_semantics,
+    rotate_as_checks_the_client_and_returns_the_user,
     rotate_idle_expiry_capped_by_absolute,
     rotate_session_inactive,
     rotate_concurrent_exactly_one_winner,
@@ -466,6 +467,75 @@ async fn live_sessions_filter_and_order(s: Arc<dyn Store>) {
     );
     assert!(s.live_sessions("u1", T0 + ABS).await.unwrap().is_empty());
     assert!(s.live_sessions("ghost", T0).await.unwrap().is_empty());
+}
+
+/// `rotate_refresh_token_as`: another client's token is `OtherClient` whatever its state,
+/// with nothing changed; the right client (or none given) gets what `rotate_refresh_token`
+/// gives, with the session's user read alongside.
+async fn rotate_as_checks_the_client_and_returns_the_user(s: Arc<dyn Store>) {
+    let u = user(&s, "u1").await;
+    let before = session(&s, "s1", "u1", T0, "t0").await;
+    let rot = |old: &'static str, new: &'static str, at: i64, client: Option<&'static str>| {
+        let s = s.clone();
+        async move {
+            s.rotate_refresh_token_as(&h(old), &h(new), at, IDLE, client)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        rot("unknown", "x", T0 + 1, Some("tessera")).await,
+        Refresh::Rotation(Rotation::NotFound, None)
+    );
+    // Another client: refused before anything changes.
+    assert_eq!(
+        rot("t0", "t1", T0 + 10, Some("other")).await,
+        Refresh::OtherClient(before.clone())
+    );
+    assert_eq!(s.session_by_id("s1").await.unwrap(), Some(before));
+    assert_eq!(s.refresh_token_session(&h("t1")).await.unwrap(), None);
+    // The session's own client rotates it and gets the user with it.
+    let Refresh::Rotation(Rotation::Rotated(sess), Some(got)) =
+        rot("t0", "t1", T0 + 20, Some("tessera")).await
+    else {
+        panic!("expected Rotated with the user");
+    };
+    assert_eq!((sess.id.as_str(), sess.last_used_at), ("s1", T0 + 20));
+    assert_eq!(got, u);
+    // Rotated already: still OtherClient for another client, AlreadyRotated (with the
+    // user) for the right one or without a client.
+    assert!(matches!(
+        rot("t0", "t1", T0 + 21, Some("other")).await,
+        Refresh::OtherClient(_)
+    ));
+    for client in [Some("tessera"), None] {
+        match rot("t0", "t1", T0 + 22, client).await {
+            Refresh::Rotation(
+                Rotation::AlreadyRotated {
+                    rotated_at,
+                    successor_hash,
+                    successor_used: false,
+                    ..
+                },
+                Some(got),
+            ) => {
+                assert_eq!((rotated_at, successor_hash), (T0 + 20, h("t1")));
+                assert_eq!(got, u);
+            }
+            other => panic!("expected AlreadyRotated, got {other:?}"),
+        }
+    }
+    // A dead session: OtherClient first, then SessionInactive with the user.
+    s.revoke_session("s1", T0 + 30, "test").await.unwrap();
+    assert!(matches!(
+        rot("t1", "t2", T0 + 31, Some("other")).await,
+        Refresh::OtherClient(_)
+    ));
+    assert!(matches!(
+        rot("t1", "t2", T0 + 31, Some("tessera")).await,
+        Refresh::Rotation(Rotation::SessionInactive(_), Some(_))
+    ));
+    assert_eq!(s.refresh_token_session(&h("t2")).await.unwrap(), None);
 }
 
 async fn rotate_semantics(s: Arc<dyn Store>) {
@@ -1701,4 +1771,99 @@ async fn sqlite_in_memory_works_on_one_connection() {
             .unwrap(),
         Rotation::Rotated(_)
     ));
+}
+
+/// The WAL checkpoint task of a SQLite file (SQLite's own commit checkpoints are off): under
+/// steady writes the WAL is restarted (cut back to the restart length) instead of growing
+/// without bound, once idle it is truncated to nothing, and the task stops with the store
+/// (when every connection, its own included, has closed, SQLite deletes the WAL file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_checkpoint_task_bounds_truncates_and_stops() {
+    use tessera_store::sqlite::{SqliteStore, WalCheckpoint};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+    let wal = dir.path().join("wal.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let config = WalCheckpoint {
+        interval: Duration::from_millis(50),
+        restart_frames: 64,
+    };
+    let store = SqliteStore::connect_with_checkpoint(&url, config)
+        .await
+        .unwrap();
+    let s: Arc<dyn Store> = Arc::new(store.clone());
+    s.migrate().await.unwrap();
+    user(&s, "u1").await;
+
+    // Rotation chains from 4 tasks until 4,000 rotations are done (several pages each).
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (s, done) = (s.clone(), done.clone());
+        writers.push(tokio::spawn(async move {
+            let sid = format!("s{w}");
+            session(&s, &sid, "u1", T0, &format!("{w}-0")).await;
+            for i in 0.. {
+                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 4000 {
+                    break;
+                }
+                let r = s
+                    .rotate_refresh_token(
+                        &h(&format!("{w}-{i}")),
+                        &h(&format!("{w}-{}", i + 1)),
+                        T0 + 1,
+                        IDLE,
+                    )
+                    .await
+                    .unwrap();
+                assert!(matches!(r, Rotation::Rotated(_)), "{r:?}");
+            }
+        }));
+    }
+    // Unbounded, the WAL would hold every page written (4,000 rotations of 4+ pages, over
+    // 64 MiB) and never shrink. Bounded, it is cut back at every restart. How long it gets
+    // in between depends on the disk (writes go on during a checkpoint's fsync), so only the
+    // restarts are counted, not a size.
+    let (mut max, mut restarts, mut last) = (0, 0, 0);
+    while writers.iter().any(|w| !w.is_finished()) {
+        let len = wal_len();
+        restarts += usize::from(len < last);
+        (max, last) = (max.max(len), len);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        restarts >= 2,
+        "the WAL restarted {restarts} times (max {max} bytes)"
+    );
+    // Idle for an interval: truncated.
+    let mut waited = 0;
+    while wal_len() > 0 {
+        assert!(
+            waited < 100,
+            "WAL not truncated when idle: {} bytes",
+            wal_len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    // Everything written is in the database file.
+    assert_eq!(s.count_users().await.unwrap(), 1);
+    assert!(s.session_by_id("s3").await.unwrap().is_some());
+
+    // Dropping the last handle stops the task: every connection closes and SQLite, closing
+    // the last one, checkpoints and deletes the WAL file.
+    drop(s);
+    drop(store);
+    let mut waited = 0;
+    while wal.exists() {
+        assert!(
+            waited < 250,
+            "a connection stayed open after the store was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
 }

@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use tessera_store::{NewSession, Rotation, Session, StoreError, User};
+use tessera_store::{NewSession, Refresh, Rotation, Session, StoreError, User};
 use zeroize::Zeroizing;
 
 use super::revocation::{self, Target};
@@ -97,10 +97,40 @@ pub async fn start(
     })
 }
 
+/// A refresh token presented by another client than the one it was issued to: nothing was
+/// changed (RFC 6749 §6; the caller answers as its client authentication requires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherClient;
+
+const INVALID: DomainError = DomainError::InvalidGrant("Invalid or expired refresh token");
+
 /// Redeems a refresh token: rotates it (or, inside the grace window, returns the same
-/// successor again) and issues a fresh access token. Reuse revokes the session.
+/// successor again) and issues a fresh access token. Reuse revokes the session. No client
+/// check (the browser's cookie refresh); see [`refresh_as`].
 pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainResult<Issued> {
-    const INVALID: DomainError = DomainError::InvalidGrant("Invalid or expired refresh token");
+    refresh_inner(state, token, None, ip)
+        .await?
+        .map_err(|OtherClient| INVALID)
+}
+
+/// [`refresh`] of a token presented by `client_id`, which must be the client it was issued
+/// to: checked in the same store round trip as the rotation, before anything changes, so a
+/// client can never burn another client's token.
+pub async fn refresh_as(
+    state: &AppState,
+    token: &str,
+    client_id: &str,
+    ip: Option<&str>,
+) -> DomainResult<Result<Issued, OtherClient>> {
+    refresh_inner(state, token, Some(client_id), ip).await
+}
+
+async fn refresh_inner(
+    state: &AppState,
+    token: &str,
+    client_id: Option<&str>,
+    ip: Option<&str>,
+) -> DomainResult<Result<Issued, OtherClient>> {
     if !looks_like_refresh_token(token) {
         return Err(INVALID);
     }
@@ -112,10 +142,16 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
     // successor (both racers insert the same deterministic hash); the retry then sees the
     // committed rotation and takes the grace path.
     let mut attempt = 0;
-    let rotation = loop {
+    let outcome = loop {
         match state
             .store
-            .rotate_refresh_token(&old_hash, &new_hash, now, state.config.refresh_idle_ttl)
+            .rotate_refresh_token_as(
+                &old_hash,
+                &new_hash,
+                now,
+                state.config.refresh_idle_ttl,
+                client_id,
+            )
             .await
         {
             Err(StoreError::Conflict(_)) if attempt < 3 => {
@@ -124,6 +160,10 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
             }
             other => break other?,
         }
+    };
+    let (rotation, user) = match outcome {
+        Refresh::OtherClient(_) => return Ok(Err(OtherClient)),
+        Refresh::Rotation(rotation, user) => (rotation, user),
     };
     let session = match rotation {
         Rotation::NotFound => return Err(INVALID),
@@ -150,7 +190,9 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
             }
         }
     };
-    let user = match state.store.user_by_id(&session.user_id).await? {
+    // The user as read with the rotation (the user of a live session always exists: its
+    // sessions go with it).
+    let user = match user {
         Some(u) if !u.disabled => u,
         _ => {
             revocation::revoke(
@@ -166,13 +208,13 @@ pub async fn refresh(state: &AppState, token: &str, ip: Option<&str>) -> DomainR
     };
     let (access_token, expires_in) = tokens::issue_for_session(state, &user, &session)?;
     state.metrics.refresh();
-    Ok(Issued {
+    Ok(Ok(Issued {
         access_token,
         expires_in,
         refresh_token: successor,
         session,
         user,
-    })
+    }))
 }
 
 async fn reuse_detected(state: &AppState, session: &Session, ip: Option<&str>) -> DomainResult<()> {

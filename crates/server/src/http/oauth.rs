@@ -358,8 +358,9 @@ fn no_scope_for_users(form: &TokenForm) -> ApiResult<()> {
 }
 
 /// RFC 6749 §6: the refresh token must have been issued to the client presenting it, and a
-/// confidential client's token needs that client's authentication. Checked before the
-/// rotation, so another client can never burn someone else's token.
+/// confidential client's token needs that client's authentication. Checked by the store in
+/// the rotation's own round trip, before anything changes, so another client can never burn
+/// someone else's token.
 async fn refresh_grant(
     state: &AppState,
     caller: &Caller,
@@ -369,28 +370,21 @@ async fn refresh_grant(
     let token = param(&form.refresh_token)
         .ok_or_else(|| ApiError::invalid_request("Missing refresh_token"))?;
     no_scope_for_users(form)?;
-    if sessions::looks_like_refresh_token(token) {
-        let owner = state
-            .store
-            .refresh_token_session(&sessions::refresh_hash(token))
-            .await?;
-        if let Some(session) = owner {
-            if session.client_id != caller.client_id() {
-                return Err(match caller {
-                    Caller::Anonymous | Caller::FirstParty => invalid_client(
-                        "This refresh token belongs to a client that must authenticate",
-                        false,
-                    ),
-                    Caller::Confidential(_) => {
-                        ApiError::invalid_grant("The refresh token was issued to another client")
-                    }
-                });
-            }
+    match sessions::refresh_as(state, token, caller.client_id(), client.ip.as_deref()).await? {
+        Ok(issued) => {
+            state.metrics.oauth_token("refresh_token");
+            Ok(TokenResponse::from_issued(&issued))
         }
+        Err(sessions::OtherClient) => Err(match caller {
+            Caller::Anonymous | Caller::FirstParty => invalid_client(
+                "This refresh token belongs to a client that must authenticate",
+                false,
+            ),
+            Caller::Confidential(_) => {
+                ApiError::invalid_grant("The refresh token was issued to another client")
+            }
+        }),
     }
-    let issued = sessions::refresh(state, token, client.ip.as_deref()).await?;
-    state.metrics.oauth_token("refresh_token");
-    Ok(TokenResponse::from_issued(&issued))
 }
 
 /// RFC 6749 §4.4: a confidential client's own token (`sub` = client id, no `sid`).
