@@ -9,7 +9,10 @@
 #
 # Environment: RUNS (rounds per point, default 3), DUR (seconds per point, default 5),
 # CONNS (default 32), RSS_SECS (mixed-load duration for the memory figure, default 120),
-# SKIP (space-separated sections to skip: cc introspect jwks refresh login pg rss session).
+# SKIP (space-separated sections to skip: cc introspect jwks refresh login pg rss session;
+# within session: cold), COLD_MINT_SECS (seconds of client_credentials minting per round for
+# the cold-cache point, default 3 x DUR), NOTES_API_OLD (another notes-api binary, measured in
+# the same rounds as notes_jwt_old: a same-run A/B of a verifier change).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +33,9 @@ P_HELLO=18482
 P_NOTES=18483
 P_SESS=18484
 P_SESS_PG=18485
+P_NOTES_OPEN=18487
+P_NOTES_OLD=18488
+COLD_MINT_SECS=${COLD_MINT_SECS:-$((DUR * 3))}
 
 mkdir -p "$OUT"
 : >"$OUT/results.tsv"
@@ -189,6 +195,17 @@ if ! skip session; then
     "$BIN/notes-api" >"$TMP/notes.log" 2>&1 &
   PIDS+=($!)
   wait_http http://127.0.0.1:$P_NOTES/healthz
+  # The same GET /notes through notes-api's own stack (notes_api::with_limits + serve) with no
+  # authentication: the baseline of the verifier rows, which then differ only by the auth check.
+  "$BIN/feed-latency" notes-open 127.0.0.1:$P_NOTES_OPEN &
+  PIDS+=($!)
+  wait_http http://127.0.0.1:$P_NOTES_OPEN/notes
+  if [ -n "${NOTES_API_OLD:-}" ]; then
+    NOTES_BIND=127.0.0.1:$P_NOTES_OLD NOTES_ISSUER=$BASE NOTES_CLIENT_ID=$CID NOTES_CLIENT_SECRET=$CSECRET \
+      "$NOTES_API_OLD" >"$TMP/notes-old.log" 2>&1 &
+    PIDS+=($!)
+    wait_http http://127.0.0.1:$P_NOTES_OLD/healthz
+  fi
   "$BIN/tessera-system-bench" sessions 127.0.0.1:$P_SESS "sqlite://$TMP/sessions.db?mode=rwc" 10000 "$TMP/sids.txt" &
   PIDS+=($!)
   wait_http http://127.0.0.1:$P_SESS/open/notes
@@ -201,9 +218,33 @@ if ! skip session; then
   SID=$(head -1 "$TMP/sids.txt")
   curl -fs -o /dev/null http://127.0.0.1:$P_NOTES/notes -H "authorization: Bearer $ADMIN"
   curl -fs -o /dev/null http://127.0.0.1:$P_SESS/notes -H "cookie: sid=$SID"
+  if ! skip cold; then
+    # Cold cache: every request carries a token the verifier has never seen, minted before the
+    # round by the real server (client_credentials grant). The token core's own rate on one
+    # thread (jwt-rate: tessera_jwt verify + the verifier's policy, same tokens) is measured in
+    # the same round as its baseline.
+    for r in $(seq 1 "$RUNS"); do
+      wrk -t"$THREADS" -c"$CONNS" -d"${COLD_MINT_SECS}s" --timeout 10s -s "$LUA/mint.lua" $BASE -- \
+        "$TMP/cold-$r" "$BASIC" >"$OUT/wrk-mint-$r.txt" 2>&1
+      cat "$TMP/cold-$r".[0-9]* >"$TMP/cold-$r.txt"
+      rm -f "$TMP/cold-$r".[0-9]*
+      log "minted $(wc -l <"$TMP/cold-$r.txt") client_credentials tokens for round $r"
+    done
+    curl -fs -o /dev/null http://127.0.0.1:$P_NOTES/notes -H "authorization: Bearer $(head -1 "$TMP/cold-1.txt")"
+  fi
   for r in $(seq 1 "$RUNS"); do
     wrk_point open_notes "$r" http://127.0.0.1:$P_SESS/open/notes
+    wrk_point notes_open "$r" http://127.0.0.1:$P_NOTES_OPEN/notes
     wrk_point notes_jwt "$r" -s "$LUA/get_auth.lua" http://127.0.0.1:$P_NOTES -- /notes "Bearer $ADMIN"
+    [ -n "${NOTES_API_OLD:-}" ] && wrk_point notes_jwt_old "$r" -s "$LUA/get_auth.lua" http://127.0.0.1:$P_NOTES_OLD -- /notes "Bearer $ADMIN"
+    if ! skip cold; then
+      # The first token of the file was sent in the sanity check above: skip it.
+      [ "$r" = 1 ] && sed -i 1d "$TMP/cold-1.txt"
+      wrk_point notes_cold "$r" -s "$LUA/cold.lua" http://127.0.0.1:$P_NOTES -- /notes "$TMP/cold-$r.txt" $THREADS
+      v=$("$BIN/feed-latency" jwt-rate $BASE "$TMP/cold-$r.txt" "$DUR")
+      printf 'jwt_verify_1core\t%s\t%s\t0\t0\n' "$r" "$v" >>"$OUT/results.tsv"
+      log "jwt_verify_1core #$r: $v verifications/s"
+    fi
     wrk_point notes_session_sqlite "$r" -s "$LUA/cookie.lua" http://127.0.0.1:$P_SESS -- /notes "$TMP/sids.txt"
     [ $HAVE_PG_SESS = 1 ] && wrk_point notes_session_postgres "$r" -s "$LUA/cookie.lua" http://127.0.0.1:$P_SESS_PG -- /notes "$TMP/sids-pg.txt"
   done

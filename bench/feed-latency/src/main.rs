@@ -10,7 +10,15 @@
 //! * `feed-latency hotpath`: the cost of one `Verifier::verify` call for a cached token (one and
 //!   two threads at once, to expose lock contention) and with the cache disabled.
 //!
-//! Figures go to `bench/README.md`, "Revocation feed latency".
+//! * `feed-latency notes-open ADDR`: the baseline of the System table's notes-api rows: `GET
+//!   /notes` answered like notes-api's (same empty list, same `notes_api::with_limits` stack,
+//!   served by `notes_api::serve` with the same header read timeout) but with no
+//!   authentication, so the two differ only by the auth check.
+//! * `feed-latency jwt-rate ISSUER TOKENS_FILE SECONDS`: the token core alone, on one thread:
+//!   `tessera_jwt::verify_with_keys` (signature + the verifier's validation policy) over the
+//!   tokens of TOKENS_FILE in turn, with the issuer's JWKS; prints verifications per second.
+//!
+//! Figures go to `bench/README.md`, "Revocation feed latency" and "System".
 
 // A benchmark binary: a failed setup step should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -217,30 +225,72 @@ async fn throughput(secs: u64) {
 /// Rounds of the throughput comparison (even: each order equally often).
 const ROUNDS: usize = 6;
 
-/// Cost of `Verifier::verify` for a repeat (cached) token, one and two threads at once.
+/// Runs `work` on `threads` tasks at once (the runtime has one worker per CPU and `work` never
+/// yields, so they run in parallel), `N` times each; returns the time per call per task.
+async fn per_call<F, Fut>(threads: usize, work: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..threads).map(|i| tokio::spawn(work(i))).collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed() / HOT_N
+}
+
+/// Calls per task in [`hotpath`].
+const HOT_N: u32 = 1_000_000;
+
+/// Cost of `Verifier::verify` for a repeat (cached) token, one and two threads at once, next
+/// to two controls run in the same process: two threads verifying *different* cached tokens
+/// (other shards: no shared lock or entry), and two threads hashing the token only (no shared
+/// state at all). If "same token, 2 threads" is slower than both controls, the threads
+/// contend on shared cache lines; if all three slow down alike, it is just CPU time taken by
+/// other processes.
 async fn hotpath() {
     let env = setup().await;
     let token = login(&env.http, &env.auth, "bench@example.com").await;
+    let other = login(&env.http, &env.auth, "admin@example.com").await;
     env.verifier.verify(&token).await.unwrap();
-    const N: u32 = 1_000_000;
-    for threads in [1u32, 2] {
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..threads {
-            let (v, t) = (env.verifier.clone(), token.clone());
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..N {
-                    v.verify(&t).await.unwrap();
+    env.verifier.verify(&other).await.unwrap();
+    let tokens = [token.clone(), other];
+    for round in 0..3 {
+        for threads in [1usize, 2] {
+            let same = per_call(threads, |_| {
+                let (v, t) = (env.verifier.clone(), token.clone());
+                async move {
+                    for _ in 0..HOT_N {
+                        v.verify(&t).await.unwrap();
+                    }
                 }
-            }));
+            })
+            .await;
+            let distinct = per_call(threads, |i| {
+                let (v, t) = (env.verifier.clone(), tokens[i].clone());
+                async move {
+                    for _ in 0..HOT_N {
+                        v.verify(&t).await.unwrap();
+                    }
+                }
+            })
+            .await;
+            let hash = per_call(threads, |_| {
+                let t = token.clone();
+                async move {
+                    for _ in 0..HOT_N {
+                        std::hint::black_box(tessera_verify_sha256(std::hint::black_box(&t)));
+                    }
+                }
+            })
+            .await;
+            println!(
+                "round {round}, {threads} thread(s): verify same cached token {same:?}, \
+                 distinct cached tokens {distinct:?}, SHA-256 of the token only {hash:?} \
+                 (per call per thread)"
+            );
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let per = start.elapsed() / N;
-        println!(
-            "verify (cached token), {threads} thread(s) in parallel: {per:?} per call per thread"
-        );
     }
     // And the uncached path: a fresh verification of the signature every time.
     let uncached = Verifier::builder(&env.auth)
@@ -259,6 +309,93 @@ async fn hotpath() {
     );
 }
 
+/// The unauthenticated twin of notes-api's `GET /notes` (see the module docs).
+async fn notes_open(addr: &str) {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    // notes-api's state is one `Arc` holding the notes map; so is this one.
+    type Open = Arc<Mutex<HashMap<String, String>>>;
+    async fn list(axum::extract::State(notes): axum::extract::State<Open>) -> axum::Json<Value> {
+        let notes = notes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mine: Vec<&String> = notes.values().filter(|owner| *owner == "bench").collect();
+        mine.sort();
+        axum::Json(json!({ "notes": mine }))
+    }
+    let app = notes_api::with_limits(Router::new().route("/notes", get(list)))
+        .with_state(Open::default());
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    notes_api::serve(
+        listener,
+        app,
+        notes_api::HEADER_READ_TIMEOUT,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The private claims `tessera-verify` reads (its `TesseraClaims`): the same deserialization.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct TesseraClaims {
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// Verifications per second of the token core on one thread (see the module docs).
+async fn jwt_rate(issuer: &str, tokens_file: &str, secs: f64) -> f64 {
+    let jwks = reqwest::get(format!("{issuer}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let keys = tessera_jwt::KeySet::from_jwks_json(&jwks).unwrap();
+    // The verifier's policy (crates/verify/src/token.rs): RFC 9068 access token, issuer,
+    // audience `api`, 30 s leeway, `sub` and `iat` required.
+    let validation = tessera_jwt::Validation::access_token(issuer, &["api"])
+        .leeway(30)
+        .require(&["sub", "iat"]);
+    let tokens: Vec<String> = std::fs::read_to_string(tokens_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(!tokens.is_empty(), "no tokens in {tokens_file}");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut n = 0u64;
+        while Instant::now() < deadline {
+            for t in tokens.iter().skip((n as usize) % tokens.len()).take(64) {
+                let v =
+                    tessera_jwt::verify_with_keys::<TesseraClaims>(t, &keys, &validation).unwrap();
+                std::hint::black_box(v);
+                n += 1;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    })
+    .join()
+    .unwrap()
+}
+
+/// SHA-256 of the token, as the verifier's cache key (the control of [`hotpath`]).
+fn tessera_verify_sha256(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut k = [0u8; 32];
+    k.copy_from_slice(d.as_ref());
+    k
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -275,6 +412,15 @@ fn main() {
             rt.block_on(throughput(secs));
         }
         Some("hotpath") => rt.block_on(hotpath()),
-        _ => eprintln!("usage: feed-latency latency [N] | throughput [SECONDS] | hotpath"),
+        Some("notes-open") => rt.block_on(notes_open(&args[2])),
+        Some("jwt-rate") => {
+            let secs: f64 = args[4].parse().unwrap();
+            let rate = rt.block_on(jwt_rate(&args[2], &args[3], secs));
+            println!("{rate:.1}");
+        }
+        _ => eprintln!(
+            "usage: feed-latency latency [N] | throughput [SECONDS] | hotpath | notes-open ADDR \
+             | jwt-rate ISSUER TOKENS_FILE SECONDS"
+        ),
     }
 }

@@ -12,6 +12,7 @@ use http::request::Parts;
 use http::Request;
 
 use crate::rejection::bearer_token;
+use crate::verifier::Cached;
 use crate::{AccessClaims, AuthRejection, Verifier};
 
 /// The verified claims of the request's bearer token; an axum extractor.
@@ -134,17 +135,37 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let token = match bearer_token(req.headers()) {
+            Ok(Some(token)) => token,
+            Ok(None) => return reject(AuthRejection::missing_token()),
+            Err(rejection) => return reject(rejection),
+        };
+        // A repeat token is settled here, synchronously: no copy of the token, no clone of the
+        // verifier or of the inner service (the one polled ready is called directly).
+        let (key, now) = match self.verifier.verify_cached(token) {
+            Cached::Hit(claims) => {
+                if let Some(role) = &self.role {
+                    if let Err(rejection) = claims.require_role(role) {
+                        return reject(rejection);
+                    }
+                }
+                req.extensions_mut().insert(Authenticated(claims));
+                return Box::pin(self.inner.call(req));
+            }
+            Cached::Rejected(e) => return reject(e.into()),
+            Cached::Miss { key, now } => (key, now),
+        };
+        // A cache miss verifies the signature, which may fetch keys: owned, so the future does
+        // not borrow the request (bodies are not `Sync`).
+        let token = token.to_owned();
         // The clone that was polled ready is the one that must be called (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let role = self.role.clone();
-        // Owned, so the future does not borrow the request (bodies are not `Sync`).
-        let token = bearer_token(req.headers()).map(|t| t.map(str::to_owned));
         Box::pin(async move {
             let checked = async {
-                let token = token?.ok_or_else(AuthRejection::missing_token)?;
-                let claims = verifier.verify(&token).await?;
+                let claims = verifier.verify_uncached(&token, key, now).await?;
                 if let Some(role) = &role {
                     claims.require_role(role)?;
                 }
@@ -160,6 +181,16 @@ where
             }
         })
     }
+}
+
+/// The future of a request turned away before the inner service.
+fn reject<E: 'static>(
+    rejection: AuthRejection,
+) -> Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> {
+    let response = rejection.into_response();
+    // An async block rather than `ready(Ok(..))`: it holds only the response, so `E` need not
+    // be `Send`.
+    Box::pin(async move { Ok(response) })
 }
 
 /// A tower layer that only makes a [`Verifier`] available to the [`Authenticated`] extractor

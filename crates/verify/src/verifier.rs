@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{key_of, Entry, TokenCache};
+use crate::cache::{key_of, Entry, Key, TokenCache};
 use crate::error::{BuildError, VerifyError};
 use crate::extract::{RequireAuthLayer, VerifierExtensionLayer};
 use crate::feed::{self, FeedAuth, FeedConfig, FeedStatus};
@@ -386,6 +386,17 @@ impl Shared {
     }
 }
 
+/// What [`Verifier::verify_cached`] found.
+#[derive(Debug)]
+pub(crate) enum Cached {
+    /// A cached token, still within its lifetime and not revoked.
+    Hit(Arc<AccessClaims>),
+    /// Rejected without a signature check (fail-closed, too large, expired or revoked).
+    Rejected(VerifyError),
+    /// Not cached: [`Verifier::verify_uncached`] with this key and time.
+    Miss { key: Key, now: i64 },
+}
+
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
@@ -477,19 +488,30 @@ impl Verifier {
     /// signature; its lifetime and revocation are still checked on every call. A token naming
     /// an unknown `kid` triggers at most one rate-limited JWKS refetch.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
+        match self.verify_cached(token) {
+            Cached::Hit(claims) => Ok(claims),
+            Cached::Rejected(e) => Err(e),
+            Cached::Miss { key, now } => self.verify_uncached(token, key, now).await,
+        }
+    }
+
+    /// The synchronous part of [`verify`](Self::verify): the fail-closed checks, the size cap
+    /// and the cache lookup (with `exp`/`nbf` and the revocation state checked on a hit).
+    /// The layer calls it before boxing anything, so a repeat token costs no allocation.
+    pub(crate) fn verify_cached(&self, token: &str) -> Cached {
         let s = self.shared();
         // A known gap in the revocation state: refuse everything until it is resynced.
         if s.feed_enabled && s.feed.desynced.load(Ordering::Acquire) {
-            return Err(VerifyError::FeedDesynced);
+            return Cached::Rejected(VerifyError::FeedDesynced);
         }
         if let Some(max) = s.fail_closed_after {
             let silent_for = s.silent_for();
             if s.feed_enabled && silent_for > max {
-                return Err(VerifyError::FeedStale { silent_for });
+                return Cached::Rejected(VerifyError::FeedStale { silent_for });
             }
         }
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(VerifyError::Invalid(tessera_jwt::Error::TokenTooLarge {
+            return Cached::Rejected(VerifyError::Invalid(tessera_jwt::Error::TokenTooLarge {
                 len: token.len(),
                 max: MAX_TOKEN_BYTES,
             }));
@@ -506,17 +528,27 @@ impl Verifier {
             Ok(Arc::clone(&entry.claims))
         });
         match hit {
-            Some(Ok(claims)) => return Ok(claims),
+            Some(Ok(claims)) => Cached::Hit(claims),
             Some(Err(e)) => {
                 if matches!(e, VerifyError::Revoked(_)) {
                     // Revocation is final: free the slot.
                     s.cache.remove(&key);
                 }
-                return Err(e);
+                Cached::Rejected(e)
             }
-            None => {}
+            None => Cached::Miss { key, now },
         }
+    }
 
+    /// The rest of [`verify`](Self::verify) after a cache miss: signature and claims, the
+    /// revocation state, then the cache insert.
+    pub(crate) async fn verify_uncached(
+        &self,
+        token: &str,
+        key: Key,
+        now: i64,
+    ) -> Result<Arc<AccessClaims>, VerifyError> {
+        let s = self.shared();
         let seen_keys = s.keys.generation.load(Ordering::Acquire);
         let claims = match s.verify_signature(token) {
             Err(VerifyError::UnknownKey) => {

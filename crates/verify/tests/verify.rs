@@ -1041,3 +1041,62 @@ async fn axum_layer_extractor_and_role_guard_answer_per_rfc6750() {
     })
     .await;
 }
+
+/// The layer settles a repeat token synchronously from the cache; every check still runs on
+/// that path: role, `exp` (no leeway here) and revocation, and a revoked entry leaves the cache.
+#[tokio::test]
+async fn layer_rechecks_cached_tokens_on_every_request() {
+    let iss = Issuer::start().await;
+    let k = iss.key(0);
+    let v = iss.builder().leeway(Duration::ZERO).build().await.unwrap();
+    let app = Router::new()
+        .route("/me", get(|c: Authenticated| async move { c.sub.clone() }))
+        .route_layer(v.layer())
+        .merge(
+            Router::new()
+                .route("/admin", get(|| async { "admin" }))
+                .route_layer(v.layer().require_role("admin")),
+        );
+    let url = serve(app).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: &str| {
+        http.get(format!("{url}{path}"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let short = iss.token(
+        &k,
+        json!({"sub": "brief", "sid": "sid-short", "exp": now() + 2}),
+    );
+    let long = iss.token(&k, json!({"sub": "alice", "sid": "sid-long"}));
+    for round in 0..3 {
+        // Round 0 is a cache miss (signature checked), the others are hits.
+        for t in [&short, &long] {
+            let r = get("/me", t).await.unwrap();
+            assert_eq!(r.status(), 200, "round {round}");
+            let r = get("/admin", t).await.unwrap();
+            assert_eq!(r.status(), 403, "round {round}: role checked on a hit too");
+        }
+    }
+    assert_eq!(v.health().cached_tokens, 2);
+
+    // Expiry is checked on a hit: the entry is still cached, the request is refused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = get("/me", &short).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"invalid_token\""));
+    assert_eq!(get("/me", &long).await.unwrap().status(), 200);
+
+    // Revocation is checked on a hit, and the revoked entry is dropped from the cache.
+    let before = v.health().cached_tokens;
+    iss.revoke("session", "sid-long", None, now() + 600);
+    within(Duration::from_secs(1), async || {
+        get("/me", &long).await.unwrap().status() == 401
+    })
+    .await;
+    assert_eq!(get("/me", &long).await.unwrap().status(), 401);
+    assert_eq!(v.health().cached_tokens, before - 1);
+}

@@ -71,9 +71,13 @@ impl Notes {
     }
 }
 
+/// The handlers' state: one `Arc`, so the per-request `State` clone is one reference count.
 #[derive(Debug, Clone)]
-struct AppState {
-    notes: Arc<Mutex<Notes>>,
+struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    notes: Mutex<Notes>,
     verifier: Verifier,
 }
 
@@ -81,7 +85,7 @@ impl AppState {
     fn notes(&self) -> std::sync::MutexGuard<'_, Notes> {
         // A poisoned lock means a handler panicked mid-update of a plain map; its entries are
         // still whole, so keep serving rather than turning every request into a 500.
-        self.notes.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -126,26 +130,37 @@ impl IntoResponse for ApiError {
 
 /// The router, ready to serve. Needs a Tokio runtime (the verifier's background tasks).
 pub fn app(verifier: Verifier) -> Router {
-    let state = AppState {
-        notes: Arc::new(Mutex::new(Notes::default())),
+    let state = AppState(Arc::new(Shared {
+        notes: Mutex::new(Notes::default()),
         verifier: verifier.clone(),
-    };
+    }));
     let protected = Router::new()
         .route("/notes", get(list).post(create))
         .route("/notes/{id}", get(read).delete(delete))
         .route("/admin/notes", get(admin_list))
         // route_layer: unknown paths stay 404 instead of turning into 401s.
         .route_layer(verifier.layer());
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(protected)
+    with_limits(
+        Router::new()
+            .route("/healthz", get(healthz))
+            .merge(protected),
+    )
+    .with_state(state)
+}
+
+/// The per-request stack [`app`] puts around its routes: the `404` fallback, the body limit
+/// ([`MAX_BODY_BYTES`], `413`) and the request timeout ([`REQUEST_TIMEOUT`], `408`). Public so
+/// that a benchmark can serve a route without authentication through exactly the same stack
+/// (`bench/feed-latency`, `notes-open`), and so that an application adding its own routes can
+/// keep the same limits.
+pub fn with_limits<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -207,7 +222,7 @@ pub async fn serve(
 }
 
 async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "verifier": st.verifier.health()}))
+    Json(json!({"status": "ok", "verifier": st.0.verifier.health()}))
 }
 
 async fn list(State(st): State<AppState>, auth: Authenticated) -> Json<serde_json::Value> {
