@@ -267,10 +267,19 @@ impl SqliteStore {
     }
 
     /// Starts a write transaction holding the write lock from its first statement.
+    ///
+    /// The BEGIN runs in a task of its own, so that it cannot be cancelled half-way: sqlx
+    /// acknowledges a custom `BEGIN` and then checks, at another await point, that the
+    /// connection is in a transaction; a caller dropped in between (a client disconnecting
+    /// mid-request) left the transaction open with no `Transaction` to roll it back, and the
+    /// writer connection went back to its pool holding the write lock for good (every later
+    /// write failed with "database is locked"). Now a dropped caller's transaction is
+    /// finished by the task and dropped there, which rolls it back.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
+        let writer = self.writer.clone();
+        tokio::spawn(async move { writer.begin_with("BEGIN IMMEDIATE").await })
             .await
+            .map_err(|e| StoreError::Database(format!("write transaction task: {e}")))?
             .map_err(db_err)
     }
 
