@@ -207,6 +207,18 @@ impl IntoResponse for AuthRejection {
     }
 }
 
+/// The bytes of RFC 6750's `b64token` before its trailing `=`s, as a lookup table.
+const B64TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    t
+};
+
 /// Extracts the bearer token of a request (RFC 6750 §2.1).
 ///
 /// `Ok(None)` when there is no `Authorization` header or it uses another scheme; an error when
@@ -221,30 +233,48 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, AuthRejec
             "Multiple Authorization headers",
         ));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthRejection::invalid_request("Malformed Authorization header"))?;
-    let Some((scheme, rest)) = value.split_once(' ') else {
-        return if value.eq_ignore_ascii_case("bearer") {
+    // Bytes, not `to_str`: the b64token check below admits ASCII only, so one pass over the
+    // token validates it (a token is ~600 bytes and this runs on every request).
+    let value = value.as_bytes();
+    let Some(sp) = value.iter().position(|&b| b == b' ') else {
+        return if value.eq_ignore_ascii_case(b"bearer") {
             Err(AuthRejection::invalid_request("Empty bearer token"))
-        } else {
+        } else if value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
             Ok(None)
+        } else {
+            Err(AuthRejection::invalid_request(
+                "Malformed Authorization header",
+            ))
         };
     };
+    let (scheme, rest) = (&value[..sp], &value[sp + 1..]);
     // The auth-scheme is case-insensitive (RFC 9110 §11.1).
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return if value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            Ok(None)
+        } else {
+            Err(AuthRejection::invalid_request(
+                "Malformed Authorization header",
+            ))
+        };
     }
-    let token = rest.trim_matches(' ');
+    let lead = rest.iter().take_while(|&&b| b == b' ').count();
+    let token = &rest[lead..];
+    let token = &token[..token.len() - token.iter().rev().take_while(|&&b| b == b' ').count()];
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1)
-    let body = token.trim_end_matches('=');
-    if body.is_empty()
-        || !body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-    {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    if body_len == 0 || !token[..body_len].iter().all(|&b| B64TOKEN[usize::from(b)]) {
         return Err(AuthRejection::invalid_request("Malformed bearer token"));
     }
+    // All ASCII by now.
+    let token = std::str::from_utf8(token)
+        .map_err(|_| AuthRejection::invalid_request("Malformed bearer token"))?;
     Ok(Some(token))
 }
 
@@ -286,6 +316,33 @@ mod tests {
             );
         }
         assert!(bearer_token(&headers(&["Bearer a", "Bearer b"])).is_err());
+        assert_eq!(bearer_token(&headers(&["Bearer a.b= "])), Ok(Some("a.b=")));
+        assert_eq!(bearer_token(&headers(&["Other x\ty"])), Ok(None));
+        for bad in ["Bearer \ta", "Bearer a\t", "Bearer a=b", "Bearer a.b==="] {
+            let want = if bad == "Bearer a.b===" {
+                Ok(Some("a.b==="))
+            } else {
+                Err(RejectionKind::InvalidRequest)
+            };
+            assert_eq!(
+                bearer_token(&headers(&[bad])).map_err(|e| e.kind()),
+                want,
+                "{bad:?}"
+            );
+        }
+        // Bytes outside visible ASCII (obs-text), whatever the scheme.
+        for bad in [&b"Bearer a\xe9b"[..], b"Basic \xe9", b"\xe9"] {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_bytes(bad).unwrap(),
+            );
+            assert_eq!(
+                bearer_token(&h).map_err(|e| e.kind()),
+                Err(RejectionKind::InvalidRequest),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
