@@ -154,10 +154,34 @@ impl Drop for TestSchema {
                 let Ok(options) = url.parse::<PgConnectOptions>() else {
                     return;
                 };
-                if let Ok(mut conn) = options.connect().await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                let Ok(mut conn) = options.connect().await else {
+                    return;
+                };
+                // The schema's own server may still hold a lock in it: its tasks live on
+                // the runtime whose thread is blocked in this very drop, so a transaction
+                // it had open (key maintenance, say) can never finish, and an unbounded
+                // DROP would wait for it forever. Wait briefly, then end the backends that
+                // hold locks on the schema's relations and try again.
+                let _ = sqlx::query("SET lock_timeout = '2s'")
+                    .execute(&mut conn)
+                    .await;
+                for _ in 0..5 {
+                    let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
                         .execute(&mut conn)
                         .await;
+                    if dropped.is_ok() {
+                        return;
+                    }
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                         JOIN pg_class c ON c.oid = l.relation \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid() \
+                         GROUP BY l.pid",
+                    )
+                    .bind(&name)
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         });
