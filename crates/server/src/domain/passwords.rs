@@ -2,7 +2,8 @@
 //! (m = 19456 KiB, t = 2, p = 1), run on the blocking pool behind a semaphore so a burst of
 //! logins can neither stall the async executor nor exhaust memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -30,6 +31,73 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when the account does not exist, so an
     /// unknown email costs the same time as a wrong password.
     dummy: Arc<String>,
+    /// Working memory kept between hashes (at most one buffer per permit).
+    pool: Arc<MemoryPool>,
+}
+
+/// How long the pool keeps Argon2's working memory after the last hash.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// Argon2's working memory, reused while hashes keep coming and returned to the OS once none
+/// ran for [`POOL_IDLE`]. Mapping a fresh 19 MiB per hash made the kernel zero-fill it on
+/// ~4,900 page faults and unmap it after: 39 % of the server's CPU under a login load, and
+/// login at 0.52 of raw Argon2id (bench/README.md, "System"). Holding the buffers only while
+/// logins arrive keeps the idle process at its small resident size.
+#[derive(Default)]
+struct MemoryPool {
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    free: Vec<Vec<Block>>,
+    last_used: Option<Instant>,
+}
+
+impl std::fmt::Debug for MemoryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryPool")
+            .field("free", &self.lock().free.len())
+            .finish()
+    }
+}
+
+impl MemoryPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A buffer to hash with (empty when none is pooled: `with_memory` allocates it).
+    fn take(&self) -> Vec<Block> {
+        let mut st = self.lock();
+        st.last_used = Some(Instant::now());
+        st.free.pop().unwrap_or_default()
+    }
+
+    fn put(&self, memory: Vec<Block>) {
+        let mut st = self.lock();
+        st.last_used = Some(Instant::now());
+        st.free.push(memory);
+    }
+
+    /// Frees every pooled buffer if none was taken or returned since `now - POOL_IDLE`.
+    fn trim_idle_at(&self, now: Instant) {
+        let mut st = self.lock();
+        if st
+            .last_used
+            .is_none_or(|t| now.saturating_duration_since(t) >= POOL_IDLE)
+        {
+            st.free = Vec::new();
+        }
+    }
+
+    #[cfg(test)]
+    fn pooled(&self) -> usize {
+        self.lock().free.len()
+    }
 }
 
 fn argon2(params: &Params) -> Argon2<'static> {
@@ -42,20 +110,31 @@ fn argon2(params: &Params) -> Argon2<'static> {
 /// soon as the first one is freed, after which every blocking-pool thread's malloc arena keeps
 /// one: RSS went from 13 MB to 365 MB after 24 logins and stayed there (bench/README.md,
 /// "System"); with this it returns to ~15 MB. Only `blocks` blocks are written.
-fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+///
+/// `memory` is a pooled buffer (see [`MemoryPool`]) or empty; it is grown when the hash needs
+/// more blocks. Argon2 writes every block before it reads it, so a reused buffer's old contents
+/// do not matter.
+fn with_memory<T>(memory: &mut Vec<Block>, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     const UNMAPPED_ON_FREE: usize = (32 << 20) / Block::SIZE + 1;
-    let mut memory: Vec<Block> = Vec::with_capacity(blocks.max(UNMAPPED_ON_FREE));
-    memory.resize(blocks, Block::default());
-    f(&mut memory)
+    if memory.len() < blocks {
+        let mut fresh: Vec<Block> = Vec::with_capacity(blocks.max(UNMAPPED_ON_FREE));
+        fresh.resize(blocks, Block::default());
+        *memory = fresh;
+    }
+    f(&mut memory[..blocks])
 }
 
-fn hash_blocking(params: &Params, password: &[u8]) -> DomainResult<String> {
+fn hash_blocking(
+    params: &Params,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> DomainResult<String> {
     let internal = |e: &dyn std::fmt::Display| DomainError::Internal(format!("argon2 hash: {e}"));
     let salt_bytes = crate::crypto::random_bytes::<16>()?;
     let salt = SaltString::encode_b64(&salt_bytes)
         .map_err(|e| DomainError::Internal(format!("salt: {e}")))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    with_memory(params.block_count(), |memory| {
+    with_memory(memory, params.block_count(), |memory| {
         argon2(params).hash_password_into_with_memory(password, &salt_bytes, &mut out, memory)
     })
     .map_err(|e| internal(&e))?;
@@ -72,7 +151,7 @@ fn hash_blocking(params: &Params, password: &[u8]) -> DomainResult<String> {
 
 /// `PasswordVerifier::verify_password` with the memory from [`with_memory`]: the algorithm,
 /// version and parameters come from the stored hash, the comparison is constant-time.
-fn verify_blocking(password: &[u8], phc: &PasswordHash<'_>) -> bool {
+fn verify_blocking(password: &[u8], phc: &PasswordHash<'_>, memory: &mut Vec<Block>) -> bool {
     let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
         return false;
     };
@@ -95,7 +174,7 @@ fn verify_blocking(password: &[u8], phc: &PasswordHash<'_>) -> bool {
     let mut out = vec![0u8; expected.len()];
     let blocks = params.block_count();
     let argon = Argon2::new(algorithm, version, params);
-    with_memory(blocks, |memory| {
+    with_memory(memory, blocks, |memory| {
         argon.hash_password_into_with_memory(password, salt, &mut out, memory)
     })
     .is_ok()
@@ -112,15 +191,18 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(cores)),
             params,
             dummy: Arc::new(String::new()),
+            pool: Arc::new(MemoryPool::default()),
         };
         let random = Zeroizing::new(crate::crypto::random_token()?);
         hasher.dummy = Arc::new(hasher.hash(&random).await?);
+        // Start small: no buffer is kept for a login that may not come for a while.
+        hasher.pool.trim_idle_at(Instant::now() + POOL_IDLE);
         Ok(hasher)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Params) -> T + Send + 'static,
+        f: impl FnOnce(&Params, &mut Vec<Block>) -> T + Send + 'static,
     ) -> DomainResult<T> {
         let _permit = self
             .permits
@@ -128,15 +210,26 @@ impl PasswordHasher {
             .await
             .map_err(|_| DomainError::Internal("password hasher closed".into()))?;
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || f(&params))
-            .await
-            .map_err(|e| DomainError::Internal(format!("password task: {e}")))
+        let mut memory = self.pool.take();
+        let (out, memory) = tokio::task::spawn_blocking(move || {
+            let out = f(&params, &mut memory);
+            (out, memory)
+        })
+        .await
+        .map_err(|e| DomainError::Internal(format!("password task: {e}")))?;
+        self.pool.put(memory);
+        let pool = Arc::clone(&self.pool);
+        tokio::spawn(async move {
+            tokio::time::sleep(POOL_IDLE).await;
+            pool.trim_idle_at(Instant::now());
+        });
+        Ok(out)
     }
 
     /// Hashes a password into PHC format.
     pub async fn hash(&self, password: &str) -> DomainResult<String> {
         let password = Zeroizing::new(password.as_bytes().to_vec());
-        self.run(move |params| hash_blocking(params, &password))
+        self.run(move |params, memory| hash_blocking(params, &password, memory))
             .await?
     }
 
@@ -145,8 +238,8 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, phc: &str) -> DomainResult<bool> {
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let phc = phc.to_string();
-        self.run(move |_| match PasswordHash::new(&phc) {
-            Ok(parsed) => verify_blocking(&password, &parsed),
+        self.run(move |_, memory| match PasswordHash::new(&phc) {
+            Ok(parsed) => verify_blocking(&password, &parsed, memory),
             Err(_) => {
                 tracing::error!("stored password hash is not a valid PHC string");
                 false
@@ -188,10 +281,12 @@ mod tests {
     #[test]
     fn interoperates_with_the_argon2_crate() {
         let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap();
-        let ours = hash_blocking(&params, b"correct horse").unwrap();
+        // One buffer reused across every call below, dirty from the previous one.
+        let mut mem = Vec::new();
+        let ours = hash_blocking(&params, b"correct horse", &mut mem).unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
-        assert!(verify_blocking(b"correct horse", &parsed));
-        assert!(!verify_blocking(b"correct horsf", &parsed));
+        assert!(verify_blocking(b"correct horse", &parsed, &mut mem));
+        assert!(!verify_blocking(b"correct horsf", &parsed, &mut mem));
         assert!(argon2(&params)
             .verify_password(b"correct horse", &parsed)
             .is_ok());
@@ -202,8 +297,8 @@ mod tests {
             .unwrap()
             .to_string();
         let parsed = PasswordHash::new(&theirs).unwrap();
-        assert!(verify_blocking(b"battery staple", &parsed));
-        assert!(!verify_blocking(b"battery stapl", &parsed));
+        assert!(verify_blocking(b"battery staple", &parsed, &mut mem));
+        assert!(!verify_blocking(b"battery stapl", &parsed, &mut mem));
         // Different parameters in the stored hash are honoured, not replaced by ours.
         let small = Params::new(8, 1, 1, None).unwrap();
         let old = argon2(&small)
@@ -212,7 +307,30 @@ mod tests {
             .to_string();
         assert!(verify_blocking(
             b"battery staple",
-            &PasswordHash::new(&old).unwrap()
+            &PasswordHash::new(&old).unwrap(),
+            &mut mem
         ));
+    }
+
+    /// Buffers are reused between hashes (one per permit at most) and freed once idle.
+    #[tokio::test]
+    async fn working_memory_is_reused_then_released_when_idle() {
+        let hasher = PasswordHasher::new().await.unwrap();
+        assert_eq!(
+            hasher.pool.pooled(),
+            0,
+            "the dummy hash's buffer is not kept"
+        );
+        let phc = hasher.hash("correct horse battery").await.unwrap();
+        assert!(hasher.verify("correct horse battery", &phc).await.unwrap());
+        assert!(!hasher.verify("correct horse batterz", &phc).await.unwrap());
+        // new() keeps no buffer; three hashes one at a time: one buffer, reused.
+        assert_eq!(hasher.pool.pooled(), 1);
+        hasher.pool.trim_idle_at(Instant::now());
+        assert_eq!(hasher.pool.pooled(), 1, "not idle yet");
+        hasher.pool.trim_idle_at(Instant::now() + POOL_IDLE);
+        assert_eq!(hasher.pool.pooled(), 0, "idle: returned to the OS");
+        // And hashing still works from an empty pool.
+        assert!(hasher.verify("correct horse battery", &phc).await.unwrap());
     }
 }
