@@ -272,7 +272,7 @@ pub async fn spawn(
 /// process to its file-descriptor limit.
 async fn serve_connections(
     listener: TcpListener,
-    app: axum::Router,
+    app: impl http::App,
     header_timeout: Duration,
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send,

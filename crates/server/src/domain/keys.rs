@@ -14,6 +14,7 @@
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
+use axum::http::HeaderValue;
 use serde::Serialize;
 use tessera_jwt::{Algorithm, JwkSet, KeySet, SigningKey};
 use tessera_store::{SigningKeyRecord, Store};
@@ -104,6 +105,7 @@ pub struct KeyManager {
     kek: Zeroizing<[u8; 32]>,
     alg: Algorithm,
     jwks_max_age: i64,
+    jwks_cache_control: HeaderValue,
     access_ttl: i64,
     leeway: i64,
     rotation_interval: i64,
@@ -163,6 +165,11 @@ impl KeyManager {
             kek: Zeroizing::new(*kek),
             alg: jwt_alg(config.algorithm),
             jwks_max_age: config.jwks_max_age,
+            jwks_cache_control: HeaderValue::from_str(&format!(
+                "public, max-age={}",
+                config.jwks_max_age
+            ))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
             access_ttl: config.access_token_ttl,
             leeway: config.leeway,
             rotation_interval: config.key_rotation_interval,
@@ -290,6 +297,11 @@ impl KeyManager {
     /// The `Cache-Control: max-age` of the JWKS.
     pub fn jwks_max_age(&self) -> i64 {
         self.jwks_max_age
+    }
+
+    /// The JWKS response's `Cache-Control` value (`public, max-age=N`), built once.
+    pub fn jwks_cache_control(&self) -> HeaderValue {
+        self.jwks_cache_control.clone()
     }
 
     /// Every key with its state at the current time.

@@ -1,6 +1,7 @@
 //! `/.well-known/*`: the JWK Set (RFC 7517) and authorization-server metadata (RFC 8414),
 //! also served at the OpenID Connect discovery path for clients that only look there.
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +9,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::error::ApiResult;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -22,20 +22,15 @@ pub fn router() -> Router<AppState> {
 /// The published keys, pending ones included; `{"keys": []}` in HS256 shared-secret mode.
 /// The body is serialized once per key change (`KeyManager::jwks_json`), not per request:
 /// this is the endpoint every resource server and verifier polls.
-async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
-    let cache = format!("public, max-age={}", state.keys.jwks_max_age());
-    let mut resp = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        state.keys.jwks_json(),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&cache) {
-        resp.headers_mut().insert(header::CACHE_CONTROL, v);
-    }
-    Ok(resp)
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = Response::new(Body::from(state.keys.jwks_json()));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, state.keys.jwks_cache_control());
+    resp
 }
 
 /// RFC 8414 §2 metadata.
