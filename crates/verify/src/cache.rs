@@ -8,7 +8,8 @@
 //! The cache only skips the signature check and claim parsing; `exp`/`nbf` and revocation are
 //! checked on every hit by the caller. Reads take one shard's `RwLock` for reading, briefly, so
 //! concurrent requests do not contend; eviction is a second-chance sweep (CLOCK-like) run only on
-//! insert into a full shard.
+//! insert into a full shard. `local.rs` keeps per-thread copies of the hottest entries in
+//! front of it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -24,8 +25,8 @@ const SHARDS: usize = 16;
 pub(crate) type Key = [u8; 32];
 
 /// Computes the cache key of a token.
-pub(crate) fn key_of(token: &str) -> Key {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+pub(crate) fn key_of(token: &[u8]) -> Key {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut k = [0u8; 32];
     k.copy_from_slice(d.as_ref());
     k
@@ -88,6 +89,9 @@ struct Padded(RwLock<Shard>);
 pub(crate) struct TokenCache {
     shards: Box<[Padded]>,
     per_shard: usize,
+    /// Bumped after every [`clear`](Self::clear): what was looked up under an older epoch
+    /// (the per-thread copies of `local.rs`) is void.
+    epoch: AtomicU64,
 }
 
 impl TokenCache {
@@ -97,7 +101,11 @@ impl TokenCache {
         let shards = (0..SHARDS)
             .map(|_| Padded(RwLock::new(HashMap::with_hasher(DigestHasher(0)))))
             .collect();
-        Self { shards, per_shard }
+        Self {
+            shards,
+            per_shard,
+            epoch: AtomicU64::new(0),
+        }
     }
 
     fn shard(&self, key: &Key) -> &RwLock<Shard> {
@@ -159,6 +167,13 @@ impl TokenCache {
         for s in self.shards.iter() {
             s.0.write().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// The number of [`clear`](Self::clear)s so far. Read it before a lookup whose result is
+    /// kept elsewhere.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Number of cached tokens.
@@ -184,18 +199,18 @@ mod tests {
     #[test]
     fn bounded_and_keeps_referenced_entries() {
         let cache = TokenCache::new(160);
-        let hot = key_of("hot-token");
+        let hot = key_of(b"hot-token");
         cache.insert(hot, Entry::new(claims(1000), 0), 0);
         for i in 0..5000 {
             assert!(
                 cache.with(&hot, |_| ()).is_some(),
                 "hot entry evicted at {i}"
             );
-            let k = key_of(&format!("token-{i}"));
+            let k = key_of(format!("token-{i}").as_bytes());
             cache.insert(k, Entry::new(claims(1000), 0), 0);
             assert!(cache.len() <= 160 + SHARDS);
         }
-        assert!(cache.with(&key_of("token-4999"), |_| ()).is_some());
+        assert!(cache.with(&key_of(b"token-4999"), |_| ()).is_some());
         cache.remove(&hot);
         assert!(cache.with(&hot, |_| ()).is_none());
         cache.clear();
@@ -204,7 +219,7 @@ mod tests {
 
     #[test]
     fn different_tokens_have_different_keys() {
-        assert_ne!(key_of("a.b.c"), key_of("a.b.d"));
-        assert_eq!(key_of("a.b.c"), key_of("a.b.c"));
+        assert_ne!(key_of(b"a.b.c"), key_of(b"a.b.d"));
+        assert_eq!(key_of(b"a.b.c"), key_of(b"a.b.c"));
     }
 }

@@ -11,7 +11,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Request;
 
-use crate::rejection::bearer_token;
+use crate::rejection::{bearer_bytes, bearer_token, checked_token};
 use crate::verifier::Cached;
 use crate::{AccessClaims, AuthRejection, Verifier};
 
@@ -128,20 +128,21 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = RequireAuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let token = match bearer_token(req.headers()) {
+        let token = match bearer_bytes(req.headers()) {
             Ok(Some(token)) => token,
             Ok(None) => return reject(AuthRejection::missing_token()),
             Err(rejection) => return reject(rejection),
         };
         // A repeat token is settled here, synchronously: no copy of the token, no clone of the
-        // verifier or of the inner service (the one polled ready is called directly).
+        // verifier or of the inner service (the one polled ready is called directly), and no
+        // scan of its characters (a cache hit is byte-for-byte a token that passed them all).
         let (key, now) = match self.verifier.verify_cached(token) {
             Cached::Hit(claims) => {
                 if let Some(role) = &self.role {
@@ -150,20 +151,24 @@ where
                     }
                 }
                 req.extensions_mut().insert(Authenticated(claims));
-                return Box::pin(self.inner.call(req));
+                return RequireAuthFuture::inner(self.inner.call(req));
             }
-            Cached::Rejected(e) => return reject(e.into()),
+            // A malformed token is reported as such, whatever else is wrong.
+            Cached::Rejected(e) => return reject(checked_token(token).err().unwrap_or(e.into())),
             Cached::Miss { key, now } => (key, now),
         };
         // A cache miss verifies the signature, which may fetch keys: owned, so the future does
         // not borrow the request (bodies are not `Sync`).
-        let token = token.to_owned();
+        let token = match checked_token(token) {
+            Ok(token) => token.to_owned(),
+            Err(rejection) => return reject(rejection),
+        };
         // The clone that was polled ready is the one that must be called (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let role = self.role.clone();
-        Box::pin(async move {
+        RequireAuthFuture::boxed(async move {
             let checked = async {
                 let claims = verifier.verify_uncached(&token, key, now).await?;
                 if let Some(role) = &role {
@@ -184,13 +189,72 @@ where
 }
 
 /// The future of a request turned away before the inner service.
-fn reject<E: 'static>(
-    rejection: AuthRejection,
-) -> Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> {
-    let response = rejection.into_response();
-    // An async block rather than `ready(Ok(..))`: it holds only the response, so `E` need not
-    // be `Send`.
-    Box::pin(async move { Ok(response) })
+fn reject<F, E>(rejection: AuthRejection) -> RequireAuthFuture<F, E> {
+    RequireAuthFuture {
+        state: State::Rejected {
+            response: Some(rejection.into_response()),
+        },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequireAuth`]: the inner service's own future for a cached
+    /// token (no allocation on that path), a boxed one when the signature must be verified.
+    pub struct RequireAuthFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Inner { #[pin] future: F },
+        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+        Rejected { response: Option<Response> },
+    }
+}
+
+impl<F, E> RequireAuthFuture<F, E> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    fn boxed(future: impl Future<Output = Result<Response, E>> + Send + 'static) -> Self {
+        Self {
+            state: State::Boxed {
+                future: Box::pin(future),
+            },
+        }
+    }
+}
+
+impl<F, E> Future for RequireAuthFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+            StateProj::Rejected { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                // Polled again after completion: a contract breach of the caller; answer
+                // the same way rather than panic.
+                None => Poll::Ready(Ok(AuthRejection::misconfigured().into_response())),
+            },
+        }
+    }
+}
+
+impl<F, E> std::fmt::Debug for RequireAuthFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireAuthFuture").finish_non_exhaustive()
+    }
 }
 
 /// A tower layer that only makes a [`Verifier`] available to the [`Authenticated`] extractor

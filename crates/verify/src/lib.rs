@@ -34,8 +34,9 @@
 //!   affect have expired, then pruned: memory follows the live set.
 //! * **Verification.** [`Verifier::verify`] checks signature (the key's algorithm, never the
 //!   header's choice), `typ: at+jwt`, `iss`, `aud`, `exp`/`nbf` with leeway, then revocation.
-//!   Verified tokens are cached (10 000 by default, keyed by SHA-256 of the token) so repeat
-//!   requests skip the signature; lifetime and revocation are checked on every request.
+//!   Verified tokens are cached (10 000 by default, keyed by SHA-256 of the token, with a
+//!   small per-thread copy of the hottest ones) so repeat requests skip the signature;
+//!   lifetime and revocation are checked on every request.
 //! * **axum.** [`Authenticated`] extracts verified claims; [`Verifier::layer`] rejects requests
 //!   without a valid token; [`AccessClaims::require_role`] guards handlers. Rejections follow
 //!   RFC 6750: `401` with `WWW-Authenticate: Bearer error="invalid_token"` (a bare `Bearer`
@@ -74,6 +75,7 @@ mod extract;
 mod feed;
 mod http_util;
 mod keys;
+mod local;
 mod rejection;
 mod revocation;
 mod sse;
@@ -83,7 +85,8 @@ mod verifier;
 pub use claims::AccessClaims;
 pub use error::{BuildError, Revoked, VerifyError};
 pub use extract::{
-    Authenticated, RequireAuth, RequireAuthLayer, VerifierExtension, VerifierExtensionLayer,
+    Authenticated, RequireAuth, RequireAuthFuture, RequireAuthLayer, VerifierExtension,
+    VerifierExtensionLayer,
 };
 pub use rejection::{bearer_token, AuthRejection, RejectionKind};
 pub use verifier::{Health, Verifier, VerifierBuilder};

@@ -13,6 +13,7 @@ use crate::extract::{RequireAuthLayer, VerifierExtensionLayer};
 use crate::feed::{self, FeedAuth, FeedConfig, FeedStatus};
 use crate::http_util::read_capped;
 use crate::keys::{self, Keys};
+use crate::local;
 use crate::revocation::{FeedEvent, RevocationState};
 use crate::{token, AccessClaims};
 
@@ -219,6 +220,7 @@ impl VerifierBuilder {
             feed_enabled: feed_cfg.is_some(),
             fail_closed_after: self.fail_closed_after,
             epoch,
+            id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
         });
         let mut tasks =
             vec![tokio::spawn(keys::refresh_task(Arc::downgrade(&shared))).abort_handle()];
@@ -299,7 +301,12 @@ pub(crate) struct Shared {
     feed_enabled: bool,
     fail_closed_after: Option<Duration>,
     epoch: Instant,
+    /// Unique in the process: tags this verifier's per-thread cache slots (`local.rs`).
+    id: u64,
 }
+
+/// The next [`Shared::id`].
+static NEXT_VERIFIER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Shared {
     /// Monotonic milliseconds since the verifier was built, plus one (so 0 can mean "never").
@@ -488,7 +495,7 @@ impl Verifier {
     /// signature; its lifetime and revocation are still checked on every call. A token naming
     /// an unknown `kid` triggers at most one rate-limited JWKS refetch.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
-        match self.verify_cached(token) {
+        match self.verify_cached(token.as_bytes()) {
             Cached::Hit(claims) => Ok(claims),
             Cached::Rejected(e) => Err(e),
             Cached::Miss { key, now } => self.verify_uncached(token, key, now).await,
@@ -498,7 +505,7 @@ impl Verifier {
     /// The synchronous part of [`verify`](Self::verify): the fail-closed checks, the size cap
     /// and the cache lookup (with `exp`/`nbf` and the revocation state checked on a hit).
     /// The layer calls it before boxing anything, so a repeat token costs no allocation.
-    pub(crate) fn verify_cached(&self, token: &str) -> Cached {
+    pub(crate) fn verify_cached(&self, token: &[u8]) -> Cached {
         let s = self.shared();
         // A known gap in the revocation state: refuse everything until it is resynced.
         if s.feed_enabled && s.feed.desynced.load(Ordering::Acquire) {
@@ -518,13 +525,36 @@ impl Verifier {
         }
         let now = unix_now();
         let key = key_of(token);
+        // Both read before any lookup whose result is kept: a clear or a revocation after this
+        // point makes what is kept look stale, never fresh.
+        let epoch = s.cache.epoch();
+        let gen = s.revocation_gen.load(Ordering::Acquire);
+        if let Some((claims, checked_gen)) = local::get(s.id, &key, epoch) {
+            let checked = s.check_time(&claims, now).and_then(|()| {
+                if checked_gen != gen {
+                    s.check_revoked(&claims)?;
+                    local::checked(s.id, &key, gen);
+                }
+                Ok(())
+            });
+            return match checked {
+                Ok(()) => Cached::Hit(claims),
+                Err(e) => {
+                    local::forget(s.id, &key);
+                    if matches!(e, VerifyError::Revoked(_)) {
+                        s.cache.remove(&key);
+                    }
+                    Cached::Rejected(e)
+                }
+            };
+        }
         let hit = s.cache.with(&key, |entry| {
             s.check_time(&entry.claims, now)?;
-            let gen = s.revocation_gen.load(Ordering::Acquire);
             if entry.checked_gen.load(Ordering::Relaxed) != gen {
                 s.check_revoked(&entry.claims)?;
                 entry.checked_gen.store(gen, Ordering::Relaxed);
             }
+            local::offer(s.id, &key, &entry.claims, gen, epoch);
             Ok(Arc::clone(&entry.claims))
         });
         match hit {

@@ -535,6 +535,51 @@ async fn jwks_cache_control_max_age_is_honoured() {
     assert_eq!(long.jwks_fetches(), 1, "max-age=3600 still fresh");
 }
 
+/// A token verified over and over sits in the verifier's per-thread copy (filled on the
+/// second cache hit): a withdrawn signing key and a revocation must still end it at once.
+#[tokio::test]
+async fn hot_tokens_still_die_with_their_key_and_their_session() {
+    let iss = Issuer::start().await;
+    iss.st.max_age.store(1, Ordering::SeqCst);
+    let old = iss.key(0);
+    let new = iss.add_key("k2");
+    let v = iss.builder().build().await.unwrap();
+    let by_old = iss.token(&old, json!({"sid": "sid-old"}));
+    let by_new = iss.token(&new, json!({"sid": "sid-hot"}));
+    for _ in 0..5 {
+        v.verify(&by_old).await.unwrap();
+        v.verify(&by_new).await.unwrap();
+    }
+    // The old key leaves the JWKS (max-age=1: the verifier refetches within about a second).
+    iss.st.keys.lock().unwrap().remove(0);
+    let took = within(Duration::from_secs(5), async || {
+        v.verify(&by_old).await.is_err()
+    })
+    .await;
+    assert!(took < Duration::from_secs(5));
+    assert_eq!(v.verify(&by_old).await, Err(VerifyError::UnknownKey));
+    // The other key's tokens verify again, from scratch, and get hot again.
+    for _ in 0..5 {
+        v.verify(&by_new).await.unwrap();
+    }
+    iss.revoke("session", "sid-hot", None, now() + 600);
+    within(Duration::from_secs(1), async || {
+        v.verify(&by_new).await.is_err()
+    })
+    .await;
+    assert_eq!(
+        v.verify(&by_new).await,
+        Err(VerifyError::Revoked(Revoked::Session))
+    );
+    // A second verifier (another audience) never answers from the first one's copies.
+    let other = iss.builder().audience("other").build().await.unwrap();
+    let hot = iss.token(&new, json!({"sid": "sid-2"}));
+    for _ in 0..5 {
+        v.verify(&hot).await.unwrap();
+    }
+    assert!(other.verify(&hot).await.is_err(), "aud is api, not other");
+}
+
 #[tokio::test]
 async fn feed_events_revoke_sessions_tokens_and_users() {
     let iss = Issuer::start().await;
