@@ -72,6 +72,8 @@ spec = [
     ("notes_jwt", "protected request through crates/verify (notes-api GET /notes, repeat token)",
      "notes_open", "same endpoint, notes-api's stack, no auth", "ratio ≥ 0.90",
      lambda f, r, p: r is not None and r >= 0.90),
+    ("notes_jwt", "the same, against the unauthenticated twin sent the same Authorization header",
+     "notes_open_hdr", "same endpoint, no auth, same request bytes", "—", None),
     ("notes_jwt_old", "the same, NOTES_API_OLD binary (A/B)", "notes_open",
      "same endpoint, notes-api's stack, no auth", "—", None),
     ("notes_cold", "protected request, every token new (cache cold)", "jwt_verify_1core",
