@@ -61,6 +61,9 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
 ];
 
+/// The number of method labels: [`method_index`] is below it.
+pub const METHOD_COUNT: usize = METHODS.len();
+
 /// The index of `method` in [`METHODS`].
 pub fn method_index(method: &axum::http::Method) -> usize {
     use axum::http::Method;

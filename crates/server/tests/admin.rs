@@ -755,6 +755,14 @@ async fn ops_health_ready_and_metrics_move(engine: Engine) {
         get("/no/such/path").await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    assert_eq!(
+        get("/assets/app.css").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.http.put(s.at("/healthz")).send().await.unwrap().status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 
     let m = get("/metrics").await.unwrap().text().await.unwrap();
     assert_eq!(
@@ -789,7 +797,22 @@ async fn ops_health_ready_and_metrics_move(engine: Engine) {
         ),
         1.0
     );
-    assert!(!m.contains("nobody") && !m.contains("/no/such/path"));
+    // A wildcard route by its pattern; a 405 by the route that lacks the method.
+    assert_eq!(
+        metric(
+            &m,
+            "tessera_http_requests_total{method=\"GET\",route=\"/assets/{*path}\",status=\"200\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tessera_http_requests_total{method=\"PUT\",route=\"/healthz\",status=\"405\"}"
+        ),
+        1.0
+    );
+    assert!(!m.contains("nobody") && !m.contains("/no/such/path") && !m.contains("app.css"));
     assert!(
         metric(
             &m,

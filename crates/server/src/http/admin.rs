@@ -9,21 +9,22 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_store::{AuditFilter, Client, User};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{require_role, ApiJson, ApiPath, ApiQuery, AuthUser, ClientInfo};
+use super::Routes;
 use crate::domain::admin::{self as domain, UserChange};
 use crate::domain::keys::KeyInfo;
 use crate::domain::{audit, clients};
 use crate::state::AppState;
 
 /// Routes of `/admin/*`.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/admin/users", get(list_users).post(create_user))
         .route(
             "/admin/users/{id}",

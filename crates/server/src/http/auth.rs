@@ -4,18 +4,19 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{bearer_token, ApiJson, ApiPath, AuthUser, ClientInfo};
+use super::Routes;
 use crate::domain::sessions::{Issued, SessionOrigin};
 use crate::domain::{accounts, sessions, tokens, DomainError};
 use crate::state::AppState;
 
 /// Routes of `/auth/*` (except `/auth/setup` and `/auth/config`, in `setup.rs`).
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))

@@ -10,7 +10,7 @@
 //!   tower-http's `TraceLayer`, whose default request span is `debug` too);
 //! * the request counted by method, matched route and status and its latency recorded
 //!   (`metrics.rs`; the route is the pattern such as `/admin/users/{id}`, never the raw
-//!   path, `unmatched` for the fallback), through handles resolved without allocating;
+//!   path, [`UNMATCHED`] for the fallback);
 //! * the request time limit: a response not ready within `request_timeout` (a handler stuck
 //!   on the store, a client trickling its body) is answered `408` and the handler dropped;
 //!   the timer is only armed once the handler first returns `Pending`, so a request that
@@ -21,18 +21,31 @@
 //! * `X-Content-Type-Options: nosniff` on every response that does not set it.
 //!
 //! It replaces tower-http's `TraceLayer`, `TimeoutLayer` and `SetResponseHeaderLayer` and a
-//! `from_fn` middleware: `Router::layer` wraps every route in each layer separately, and
-//! each costs a boxed, cloned service and a future per request (see bench/README.md,
-//! "System").
+//! `from_fn` middleware.
+//!
+//! # Outside the router
+//!
+//! The layer wraps the whole application once, from outside (`http::router`), not each route
+//! (`Router::layer`): a route layer costs a boxed, cloned service and a boxed future per
+//! request, and this one a clone of its shared state besides (see bench/README.md,
+//! "System"). Outside the router axum's `MatchedPath` does not exist yet, so the layer
+//! matches the route itself: [`RouteTable`] holds every pattern the router was built with
+//! (recorded by `http::Routes` as each route is added, so the list cannot miss one) in a
+//! `matchit` router, the crate and version axum matches with, so both pick the same pattern
+//! for every path (`http::tests::outer_route_labels_are_what_axum_matches`). A path no
+//! pattern matches is [`UNMATCHED`] (axum's fallback); a path that matches with a method the
+//! route lacks (405) keeps its pattern, as `MatchedPath` does. The metric handles of each
+//! (route, method) are resolved once into a slot of a table, so a request takes no lock and
+//! hashes nothing to find them.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -41,19 +54,112 @@ use tower::{Layer, Service};
 use tracing::Span;
 
 use super::error::ApiError;
-use crate::metrics::{method_index, HttpRoute, Metrics};
+use crate::metrics::{method_index, HttpRoute, Metrics, METHOD_COUNT};
 
-/// Applies [`Edge`] to a router's routes (`Router::layer`, so the matched route is known).
-#[derive(Clone, Debug)]
-pub struct EdgeLayer {
+/// The route label of a request no route matches (answered by the router's fallback).
+pub const UNMATCHED: &str = "unmatched";
+
+/// The router's route patterns, matched as axum matches them, with the metric handles of
+/// each (route, method) resolved on first use.
+pub struct RouteTable {
+    matcher: matchit::Router<usize>,
+    /// Labels by route number; the last one is [`UNMATCHED`].
+    labels: Box<[&'static str]>,
+    /// Slot `route * METHOD_COUNT + method`.
+    handles: Box<[OnceLock<Arc<HttpRoute>>]>,
+}
+
+impl RouteTable {
+    /// A table of `patterns` (axum syntax: `/admin/users/{id}`, `/assets/{*path}`).
+    pub fn new(patterns: &[&'static str]) -> Self {
+        let mut matcher = matchit::Router::new();
+        let mut labels = Vec::with_capacity(patterns.len() + 1);
+        for &pattern in patterns {
+            if labels.contains(&pattern) {
+                continue;
+            }
+            match matcher.insert(pattern, labels.len()) {
+                Ok(()) => labels.push(pattern),
+                // Not reachable for the router's own patterns: axum inserted each of them
+                // into the same matcher type, and panics on a conflict.
+                Err(e) => {
+                    tracing::warn!(route = pattern, error = %e, "route not labelled in metrics");
+                }
+            }
+        }
+        labels.push(UNMATCHED);
+        let handles = (0..labels.len() * METHOD_COUNT)
+            .map(|_| OnceLock::new())
+            .collect();
+        Self {
+            matcher,
+            labels: labels.into_boxed_slice(),
+            handles,
+        }
+    }
+
+    /// The number of the route `path` matches (the last number when none does).
+    fn route(&self, path: &str) -> usize {
+        self.matcher
+            .at(path)
+            .map_or(self.labels.len() - 1, |m| *m.value)
+    }
+
+    /// The route label of a request to `path`: its pattern, or [`UNMATCHED`].
+    pub fn label(&self, path: &str) -> &'static str {
+        self.labels
+            .get(self.route(path))
+            .copied()
+            .unwrap_or(UNMATCHED)
+    }
+
+    /// The metric handles of `method` ([`method_index`]) on route number `route`.
+    fn handles(&self, metrics: &Metrics, route: usize, method: usize) -> Arc<HttpRoute> {
+        let label = self.labels.get(route).copied().unwrap_or(UNMATCHED);
+        let method = method.min(METHOD_COUNT - 1);
+        match self.handles.get(route * METHOD_COUNT + method) {
+            Some(slot) => slot
+                .get_or_init(|| metrics.http_route(method, label))
+                .clone(),
+            None => metrics.http_route(method, label),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every clone of the service shares (hyper-util clones the service per request: one
+/// `Arc` to count, whatever is in here).
+#[derive(Debug)]
+struct Shared {
     metrics: Metrics,
     timeout: Duration,
+    routes: RouteTable,
+}
+
+/// Applies [`Edge`] to the whole application, from outside the router.
+#[derive(Clone, Debug)]
+pub struct EdgeLayer {
+    shared: Arc<Shared>,
 }
 
 impl EdgeLayer {
-    /// Counts into `metrics`; answers `408` after `timeout`.
-    pub fn new(metrics: Metrics, timeout: Duration) -> Self {
-        Self { metrics, timeout }
+    /// Counts into `metrics` by the route of `patterns` each request matches (every pattern
+    /// of the router inside, see [`RouteTable`]); answers `408` after `timeout`.
+    pub fn new(metrics: Metrics, timeout: Duration, patterns: &[&'static str]) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                metrics,
+                timeout,
+                routes: RouteTable::new(patterns),
+            }),
+        }
     }
 }
 
@@ -63,8 +169,7 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            metrics: self.metrics.clone(),
-            timeout: self.timeout,
+            shared: self.shared.clone(),
         }
     }
 }
@@ -73,8 +178,7 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone, Debug)]
 pub struct Edge<S> {
     inner: S,
-    metrics: Metrics,
-    timeout: Duration,
+    shared: Arc<Shared>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -91,11 +195,11 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let start = Instant::now();
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str);
-        let handles = self.metrics.http_route(method_index(req.method()), route);
+        let shared = &*self.shared;
+        let route = shared.routes.route(req.uri().path());
+        let handles = shared
+            .routes
+            .handles(&shared.metrics, route, method_index(req.method()));
         let span = tracing::debug_span!(
             "request",
             method = %req.method(),
@@ -109,7 +213,7 @@ where
             inner,
             span,
             start,
-            timeout: self.timeout,
+            timeout: shared.timeout,
             timer: None,
             handles,
         }

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiForm, ClientInfo};
+use super::Routes;
 use crate::crypto;
 use crate::domain::accounts::{self, FIRST_PARTY_CLIENT};
 use crate::domain::revocation::{self, Target};
@@ -31,8 +32,8 @@ use crate::domain::{audit, clients, introspection, DomainError};
 use crate::state::AppState;
 
 /// Routes of `/oauth/*`.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/oauth/token", post(token))
         .route("/oauth/revoke", post(revoke))
         .route("/oauth/introspect", post(introspect))

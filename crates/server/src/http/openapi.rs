@@ -11,17 +11,17 @@
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use super::Routes;
 use super::{admin, oauth, ops, revocations};
-use crate::state::AppState;
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(openapi_json))
+pub fn router() -> Routes {
+    Routes::new().route("/openapi.json", get(openapi_json))
 }
 
 /// Every error body: RFC 6749 §5.2 style.

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tessera_store::{Revocation, StoreNotice};
@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiQuery;
 use super::oauth::parse_basic;
+use super::Routes;
 use crate::crypto;
 use crate::domain::clients::{self, FEED_SCOPE};
 use crate::domain::feed::{self, Batch};
@@ -36,8 +37,8 @@ use crate::state::AppState;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Routes of the feed.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/revocations", get(list))
         .route("/revocations/stream", get(stream))
 }

@@ -25,7 +25,8 @@ use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+
+use super::Routes;
 
 /// Content-Security-Policy of every response (W3C CSP Level 3). `'self'` only: the app has
 /// no inline script or style and loads nothing from another origin.
@@ -152,11 +153,11 @@ fn index_html() -> &'static str {
 
 /// Router for the app shell and `/assets/…`. Generic over the state so it merges into the
 /// API router whatever its state type.
-pub fn router<S>() -> Router<S>
+pub fn router<S>() -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let mut router = Router::new();
+    let mut router = Routes::new();
     for page in PAGES {
         router = router.route(page, get(index));
     }
@@ -330,14 +331,16 @@ fn not_found() -> Response {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::Router;
     use tower::ServiceExt;
 
-    async fn get_with(router: Router, uri: &str, headers: &[(&str, &str)]) -> Response {
+    async fn get_with(router: impl Into<Router>, uri: &str, headers: &[(&str, &str)]) -> Response {
         let mut req = axum::http::Request::builder().uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         router
+            .into()
             .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap()
