@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
@@ -88,8 +88,16 @@ pub struct HttpRoute {
     method: &'static str,
     route: Box<str>,
     duration: Histogram,
-    by_status: RwLock<Vec<(u16, Counter)>>,
+    /// The request counter of each status seen so far, in the order first seen; read
+    /// without a lock (a route sees a handful of statuses). Filled under `adding`.
+    by_status: [OnceLock<(u16, Counter)>; STATUS_SLOTS],
+    /// Statuses beyond [`STATUS_SLOTS`] (locked on every request with such a status).
+    more_statuses: RwLock<Vec<(u16, Counter)>>,
+    adding: Mutex<()>,
 }
+
+/// Statuses per (method, route) whose counters are found without a lock.
+const STATUS_SLOTS: usize = 8;
 
 impl HttpRoute {
     /// The method label (`GET`, …, `other`).
@@ -116,23 +124,11 @@ impl HttpRoute {
     /// Records one request of this method and route.
     pub fn record(&self, status: u16, seconds: f64) {
         self.duration.record(seconds);
-        let found = self
-            .by_status
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, c)| c.increment(1))
-            .is_some();
-        if found {
+        if self.increment(status) {
             return;
         }
-        let mut by_status = self
-            .by_status
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, c)) = by_status.iter().find(|(s, _)| *s == status) {
-            c.increment(1);
+        let _adding = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.increment(status) {
             return;
         }
         let (method, route) = (self.method, self.route.to_string());
@@ -145,7 +141,43 @@ impl HttpRoute {
             )
         });
         counter.increment(1);
-        by_status.push((status, counter));
+        // Under `adding`: the first empty slot stays empty until it is set here.
+        match self.by_status.iter().find(|slot| slot.get().is_none()) {
+            Some(slot) => {
+                let _ = slot.set((status, counter));
+            }
+            None => self
+                .more_statuses
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((status, counter)),
+        }
+    }
+
+    /// Counts one request with `status` if its counter is registered.
+    fn increment(&self, status: u16) -> bool {
+        for slot in &self.by_status {
+            match slot.get() {
+                Some((s, c)) if *s == status => {
+                    c.increment(1);
+                    return true;
+                }
+                Some(_) => {}
+                // Slots fill in order, and `more_statuses` only once they are all set.
+                None => return false,
+            }
+        }
+        let more = self
+            .more_statuses
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        match more.iter().find(|(s, _)| *s == status) {
+            Some((_, c)) => {
+                c.increment(1);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -253,7 +285,9 @@ impl Metrics {
             method: label,
             route: route.into(),
             duration,
-            by_status: RwLock::new(Vec::new()),
+            by_status: Default::default(),
+            more_statuses: RwLock::new(Vec::new()),
+            adding: Mutex::new(()),
         });
         *slot = Some(h.clone());
         h
@@ -353,6 +387,25 @@ mod tests {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
         let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
         pages * 4096
+    }
+
+    /// Each status gets its own counter, past the lock-free slots too, and a status seen
+    /// again counts into the counter it got first.
+    #[test]
+    fn request_counters_by_status_past_the_lock_free_slots() {
+        let m = Metrics::new();
+        let statuses = 200..200 + STATUS_SLOTS as u16 + 4;
+        for _ in 0..3 {
+            for status in statuses.clone() {
+                m.http_route(0, "/x").record(status, 0.001);
+            }
+        }
+        let text = m.render();
+        for status in statuses {
+            let line =
+                format!("{HTTP_REQUESTS}{{method=\"GET\",route=\"/x\",status=\"{status}\"}} 3\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 
     /// Records `n` latency samples into one histogram, in chunks with a yield between them
