@@ -80,8 +80,9 @@ pub fn method_index(method: &axum::http::Method) -> usize {
 }
 
 /// The metric handles of one (method, matched route): its latency histogram and one request
-/// counter per status seen so far. Resolved once per request by [`Metrics::http_route`] with
-/// no allocation; the registry is only asked (and labels built) the first time.
+/// counter per status seen so far. The edge layer asks [`Metrics::http_route`] once per
+/// (route, method) and keeps the handles in a slot of its route table
+/// (`http::edge::RouteTable`); the registry is only asked (and labels built) the first time.
 pub struct HttpRoute {
     /// The recorder only (not the [`Metrics`], which holds this: no reference cycle).
     recorder: Arc<PrometheusRecorder>,
