@@ -374,6 +374,33 @@ impl Shared {
         }
     }
 
+    /// What every cache hit checks again: the lifetime always, the revocation state when it
+    /// moved since the hit was last checked (`checked_gen`; `gen` is the generation now).
+    /// `Ok(true)` when the revocation state was checked again, at `gen`.
+    fn recheck(
+        &self,
+        claims: &AccessClaims,
+        now: i64,
+        checked_gen: u64,
+        gen: u64,
+    ) -> Result<bool, VerifyError> {
+        self.check_time(claims, now)?;
+        if checked_gen == gen {
+            return Ok(false);
+        }
+        self.check_revoked(claims)?;
+        Ok(true)
+    }
+
+    /// A cache hit that failed [`recheck`](Self::recheck). Revocation is final: its cache
+    /// entry is freed.
+    fn rejected(&self, key: &Key, e: VerifyError) -> Cached {
+        if matches!(e, VerifyError::Revoked(_)) {
+            self.cache.remove(key);
+        }
+        Cached::Rejected(e)
+    }
+
     fn check_time(&self, claims: &AccessClaims, now: i64) -> Result<(), VerifyError> {
         if claims.exp.saturating_add(self.leeway) < now {
             return Err(VerifyError::Expired);
@@ -530,28 +557,22 @@ impl Verifier {
         let epoch = s.cache.epoch();
         let gen = s.revocation_gen.load(Ordering::Acquire);
         if let Some((claims, checked_gen)) = local::get(s.id, &key, epoch) {
-            let checked = s.check_time(&claims, now).and_then(|()| {
-                if checked_gen != gen {
-                    s.check_revoked(&claims)?;
-                    local::checked(s.id, &key, gen);
+            return match s.recheck(&claims, now, checked_gen, gen) {
+                Ok(rechecked) => {
+                    if rechecked {
+                        local::checked(s.id, &key, gen);
+                    }
+                    Cached::Hit(claims)
                 }
-                Ok(())
-            });
-            return match checked {
-                Ok(()) => Cached::Hit(claims),
                 Err(e) => {
                     local::forget(s.id, &key);
-                    if matches!(e, VerifyError::Revoked(_)) {
-                        s.cache.remove(&key);
-                    }
-                    Cached::Rejected(e)
+                    s.rejected(&key, e)
                 }
             };
         }
         let hit = s.cache.with(&key, |entry| {
-            s.check_time(&entry.claims, now)?;
-            if entry.checked_gen.load(Ordering::Relaxed) != gen {
-                s.check_revoked(&entry.claims)?;
+            let checked_gen = entry.checked_gen.load(Ordering::Relaxed);
+            if s.recheck(&entry.claims, now, checked_gen, gen)? {
                 entry.checked_gen.store(gen, Ordering::Relaxed);
             }
             local::offer(s.id, &key, &entry.claims, gen, epoch);
@@ -559,13 +580,7 @@ impl Verifier {
         });
         match hit {
             Some(Ok(claims)) => Cached::Hit(claims),
-            Some(Err(e)) => {
-                if matches!(e, VerifyError::Revoked(_)) {
-                    // Revocation is final: free the slot.
-                    s.cache.remove(&key);
-                }
-                Cached::Rejected(e)
-            }
+            Some(Err(e)) => s.rejected(&key, e),
             None => Cached::Miss { key, now },
         }
     }

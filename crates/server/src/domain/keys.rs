@@ -294,11 +294,6 @@ impl KeyManager {
         self.read().jwks_at(self.clock.now())
     }
 
-    /// The `Cache-Control: max-age` of the JWKS.
-    pub fn jwks_max_age(&self) -> i64 {
-        self.jwks_max_age
-    }
-
     /// The JWKS response's `Cache-Control` value (`public, max-age=N`), built once.
     pub fn jwks_cache_control(&self) -> HeaderValue {
         self.jwks_cache_control.clone()
