@@ -78,12 +78,22 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 /// A tower layer that rejects requests without a valid bearer token (and, optionally, without a
 /// role), and hands the verified claims to handlers as an [`Authenticated`] extension.
 ///
-/// Built by [`Verifier::layer`]. Use it with `Router::route_layer` so unmatched paths still
-/// answer `404` rather than `401`.
+/// Built by [`Verifier::layer`]. Two ways to put it in front of handlers:
+///
+/// * **Around the whole application** (deny by default), with the paths that need no token
+///   named by [`RequireAuthLayer::public_path`]:
+///   `verifier.layer().public_path("/healthz").layer(router)`. Every route is protected,
+///   those added later included, and a caller without a valid token learns nothing about
+///   which paths exist (`401` everywhere but the public paths; an unknown path answers `404`
+///   only to an authenticated caller). It is also the cheaper one: one check in front of the
+///   router rather than a layer wrapped around each route.
+/// * **Per route**, with `Router::route_layer`: the routes declared *before* it are protected,
+///   unknown paths answer `404`, and public routes go next to them unwrapped.
 #[derive(Debug, Clone)]
 pub struct RequireAuthLayer {
     verifier: Verifier,
-    role: Option<Arc<str>>,
+    role: Option<Box<str>>,
+    public: Vec<Box<str>>,
 }
 
 impl RequireAuthLayer {
@@ -91,12 +101,22 @@ impl RequireAuthLayer {
         Self {
             verifier,
             role: None,
+            public: Vec::new(),
         }
     }
 
     /// Also require the role `role`; callers without it get `403 insufficient_scope`.
     pub fn require_role(mut self, role: &str) -> Self {
-        self.role = Some(Arc::from(role));
+        self.role = Some(Box::from(role));
+        self
+    }
+
+    /// Lets requests for exactly `path` (the URI's path, no query; `/healthz`) through without a
+    /// token, for a layer wrapped around a whole application. Their handlers can still take
+    /// `Option<Authenticated>`, which then verifies a token when one was sent. Matching is
+    /// exact and case-sensitive: `/healthz/` or `/HEALTHZ` is not public.
+    pub fn public_path(mut self, path: &str) -> Self {
+        self.public.push(Box::from(path));
         self
     }
 }
@@ -106,8 +126,11 @@ impl<S> tower::Layer<S> for RequireAuthLayer {
     fn layer(&self, inner: S) -> RequireAuth<S> {
         RequireAuth {
             inner,
-            verifier: self.verifier.clone(),
-            role: self.role.clone(),
+            config: Arc::new(AuthConfig {
+                verifier: self.verifier.clone(),
+                role: self.role.clone(),
+                public: self.public.clone().into_boxed_slice(),
+            }),
         }
     }
 }
@@ -116,8 +139,15 @@ impl<S> tower::Layer<S> for RequireAuthLayer {
 #[derive(Debug, Clone)]
 pub struct RequireAuth<S> {
     inner: S,
+    /// One reference count per clone (servers clone the service for every request).
+    config: Arc<AuthConfig>,
+}
+
+#[derive(Debug)]
+struct AuthConfig {
     verifier: Verifier,
-    role: Option<Arc<str>>,
+    role: Option<Box<str>>,
+    public: Box<[Box<str>]>,
 }
 
 impl<S, B> tower::Service<Request<B>> for RequireAuth<S>
@@ -135,6 +165,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let config = &self.config;
+        if !config.public.is_empty() && config.public.iter().any(|p| **p == *req.uri().path()) {
+            // For `Option<Authenticated>` in the public handler.
+            req.extensions_mut().insert(config.verifier.clone());
+            return RequireAuthFuture::inner(self.inner.call(req));
+        }
         let token = match bearer_bytes(req.headers()) {
             Ok(Some(token)) => token,
             Ok(None) => return reject(AuthRejection::missing_token()),
@@ -143,9 +179,9 @@ where
         // A repeat token is settled here, synchronously: no copy of the token, no clone of the
         // verifier or of the inner service (the one polled ready is called directly), and no
         // scan of its characters (a cache hit is byte-for-byte a token that passed them all).
-        let (key, now) = match self.verifier.verify_cached(token) {
+        let (key, now) = match config.verifier.verify_cached(token) {
             Cached::Hit(claims) => {
-                if let Some(role) = &self.role {
+                if let Some(role) = &config.role {
                     if let Err(rejection) = claims.require_role(role) {
                         return reject(rejection);
                     }
@@ -166,12 +202,11 @@ where
         // The clone that was polled ready is the one that must be called (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
-        let role = self.role.clone();
+        let config = Arc::clone(config);
         RequireAuthFuture::boxed(async move {
             let checked = async {
-                let claims = verifier.verify_uncached(&token, key, now).await?;
-                if let Some(role) = &role {
+                let claims = config.verifier.verify_uncached(&token, key, now).await?;
+                if let Some(role) = &config.role {
                     claims.require_role(role)?;
                 }
                 Ok::<_, AuthRejection>(claims)

@@ -3,6 +3,7 @@
 //! ```no_run
 //! use axum::{routing::get, Router};
 //! use tessera_verify::{Authenticated, Verifier};
+//! use tower::Layer;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = Verifier::builder("https://auth.example.com")
@@ -10,9 +11,13 @@
 //!     .client_credentials("notes-api", "client-secret") // a client with scope revocations:read
 //!     .build()
 //!     .await?;
-//! let app: Router = Router::new()
-//!     .route("/me", get(|claims: Authenticated| async move { claims.sub.clone() }))
-//!     .route_layer(verifier.layer());
+//! let router = Router::new()
+//!     .route("/healthz", get(|| async { "ok" }))
+//!     .route("/me", get(|claims: Authenticated| async move { claims.sub.clone() }));
+//! // Deny by default: every path but /healthz needs a valid token.
+//! let app = verifier.layer().public_path("/healthz").layer(router);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, tower::make::Shared::new(app)).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -38,7 +43,8 @@
 //!   small per-thread copy of the hottest ones) so repeat requests skip the signature;
 //!   lifetime and revocation are checked on every request.
 //! * **axum.** [`Authenticated`] extracts verified claims; [`Verifier::layer`] rejects requests
-//!   without a valid token; [`AccessClaims::require_role`] guards handlers. Rejections follow
+//!   without a valid token, around a whole router (deny by default, with
+//!   [`RequireAuthLayer::public_path`]s) or per route; [`AccessClaims::require_role`] guards handlers. Rejections follow
 //!   RFC 6750: `401` with `WWW-Authenticate: Bearer error="invalid_token"` (a bare `Bearer`
 //!   challenge when no token was sent), `403 insufficient_scope`, RFC 6749 JSON bodies.
 //! * **Staleness.** [`Verifier::health`] and [`Verifier::last_synced`] report feed state, cursor

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tessera_jwt::{Algorithm, Header, SigningKey};
 use tessera_verify::{Authenticated, BuildError, Revoked, Verifier, VerifyError};
 use tokio::sync::watch;
+use tower::Layer;
 
 const FEED_ID: &str = "feed-client";
 const FEED_SECRET: &str = "feed-secret";
@@ -1083,6 +1084,105 @@ async fn axum_layer_extractor_and_role_guard_answer_per_rfc6750() {
     iss.revoke("session", "sid-1", None, now() + 600);
     within(Duration::from_secs(1), async || {
         get("/me", Some(&user)).await.unwrap().status() == 401
+    })
+    .await;
+}
+
+/// The layer around a whole router (deny by default): every path needs a valid token but the
+/// public ones, which still see one through `Option<Authenticated>`; unknown paths are 401
+/// without a token and 404 with one; a role requirement applies to every protected path.
+#[tokio::test]
+async fn layer_around_the_whole_app_denies_by_default() {
+    let iss = Issuer::start().await;
+    let k = iss.key(0);
+    let v = iss.builder().build().await.unwrap();
+    let router = Router::new()
+        .route("/me", get(|c: Authenticated| async move { c.sub.clone() }))
+        .route(
+            "/open",
+            get(|c: Option<Authenticated>| async move {
+                c.map_or("anonymous".to_owned(), |c| c.sub.clone())
+            }),
+        );
+    let serve_svc = |svc: tessera_verify::RequireAuth<Router>| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, tower::make::Shared::new(svc))
+                .await
+                .unwrap()
+        });
+        url
+    };
+    let url = serve_svc(v.layer().public_path("/open").layer(router.clone())).await;
+    let admin_url = serve_svc(
+        v.layer()
+            .require_role("admin")
+            .public_path("/open")
+            .layer(router),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let get = |url: &str, path: &str, token: Option<&str>| {
+        let mut rq = http.get(format!("{url}{path}"));
+        if let Some(t) = token {
+            rq = rq.header("authorization", format!("Bearer {t}"));
+        }
+        rq.send()
+    };
+    let user = iss.token(&k, json!({"sub": "alice", "sid": "sid-1"}));
+    let adm = iss.token(
+        &k,
+        json!({"sub": "root", "sid": "sid-2", "roles": ["admin"]}),
+    );
+    for round in 0..2 {
+        // Round 0 verifies signatures, round 1 is served from the cache.
+        let r = get(&url, "/me", None).await.unwrap();
+        assert_eq!(r.status(), 401, "round {round}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        assert_eq!(get(&url, "/nope", None).await.unwrap().status(), 401);
+        assert_eq!(
+            get(&url, "/nope", Some("x.y.z")).await.unwrap().status(),
+            401
+        );
+        assert_eq!(get(&url, "/nope", Some(&user)).await.unwrap().status(), 404);
+        let r = get(&url, "/me", Some(&user)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "alice");
+        // Public: no token needed, a token sent is verified only by the extractor.
+        let r = get(&url, "/open", None).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "anonymous");
+        let r = get(&url, "/open?q=1", Some(&user)).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "alice");
+        assert_eq!(
+            get(&url, "/open", Some("x.y.z")).await.unwrap().status(),
+            401
+        );
+        // Exact match only.
+        assert_eq!(get(&url, "/open/", None).await.unwrap().status(), 401);
+        assert_eq!(get(&url, "/OPEN", None).await.unwrap().status(), 401);
+        // The role applies to every protected path, not to the public one.
+        assert_eq!(
+            get(&admin_url, "/me", Some(&user)).await.unwrap().status(),
+            403
+        );
+        assert_eq!(
+            get(&admin_url, "/nope", Some(&user))
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        assert_eq!(
+            get(&admin_url, "/me", Some(&adm)).await.unwrap().status(),
+            200
+        );
+        assert_eq!(get(&admin_url, "/open", None).await.unwrap().status(), 200);
+    }
+    // Revocation reaches the outer layer too.
+    iss.revoke("session", "sid-1", None, now() + 600);
+    within(Duration::from_secs(1), async || {
+        get(&url, "/me", Some(&user)).await.unwrap().status() == 401
     })
     .await;
 }

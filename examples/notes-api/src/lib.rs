@@ -1,7 +1,8 @@
 //! The notes API: an example resource server protected by `tessera-verify`.
 //!
-//! Every `/notes` and `/admin` route sits behind [`Verifier::layer`], so handlers only run
-//! for a valid, unrevoked access token and receive its claims as [`Authenticated`]. Notes
+//! The whole router sits behind one [`Verifier::layer`] with `/healthz` as its only public
+//! path, so handlers only run for a valid, unrevoked access token and receive its claims as
+//! [`Authenticated`]. Notes
 //! live in memory, owned by the token's `sub`.
 //!
 //! | route | who |
@@ -37,6 +38,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_verify::{AuthRejection, Authenticated, Verifier};
+use tower::Layer;
 
 /// Longest note text, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -128,25 +130,29 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router, ready to serve. Needs a Tokio runtime (the verifier's background tasks).
-pub fn app(verifier: Verifier) -> Router {
+/// The application, ready to serve: the routes behind one [`Verifier::layer`] around the whole
+/// router (deny by default: every route but `/healthz` needs a valid token, those added later
+/// included, and callers without one get `401` for unknown paths too, so they cannot map which
+/// paths exist). Needs a Tokio runtime (the verifier's background tasks).
+pub fn app(verifier: Verifier) -> App {
     let state = AppState(Arc::new(Shared {
         notes: Mutex::new(Notes::default()),
         verifier: verifier.clone(),
     }));
-    let protected = Router::new()
-        .route("/notes", get(list).post(create))
-        .route("/notes/{id}", get(read).delete(delete))
-        .route("/admin/notes", get(admin_list))
-        // route_layer: unknown paths stay 404 instead of turning into 401s.
-        .route_layer(verifier.layer());
-    with_limits(
+    let router = with_limits(
         Router::new()
             .route("/healthz", get(healthz))
-            .merge(protected),
+            .route("/notes", get(list).post(create))
+            .route("/notes/{id}", get(read).delete(delete))
+            .route("/admin/notes", get(admin_list)),
     )
-    .with_state(state)
+    .with_state(state);
+    verifier.layer().public_path("/healthz").layer(router)
 }
+
+/// What [`app`] returns: the router behind the verifier's layer, a tower service [`serve`]
+/// (or `axum::serve` through `tower::make::Shared`) serves.
+pub type App = tessera_verify::RequireAuth<Router>;
 
 /// The per-request stack [`app`] puts around its routes: the `404` fallback, the body limit
 /// ([`MAX_BODY_BYTES`], `413`) and the request timeout ([`REQUEST_TIMEOUT`], `408`). Public so
@@ -169,12 +175,22 @@ pub fn with_limits<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
 /// its request head (slowloris), or connects and sends nothing, is disconnected after
 /// `header_read_timeout` ([`HEADER_READ_TIMEOUT`] in `main`) instead of holding a connection
 /// and a task for ever. The per-request [`REQUEST_TIMEOUT`] starts only once the head is read.
-pub async fn serve(
+pub async fn serve<S>(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: S,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower::Service<
+            axum::extract::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     use hyper_util::rt::{TokioIo, TokioTimer};
 
     let (closing, _) = tokio::sync::watch::channel(false);

@@ -99,7 +99,7 @@ async fn every_catalogued_jwt_attack_is_refused_by_the_notes_api() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notes = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, notes_api::app(verifier))
+        axum::serve(listener, tower::make::Shared::new(notes_api::app(verifier)))
             .await
             .unwrap()
     });

@@ -86,7 +86,7 @@ async fn spawn_server(config: &Config, proxy: &Proxy) -> Running {
 const TEST_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves the notes API through its own accept loop (`notes_api::serve`), as `main` does.
-async fn serve(app: axum::Router) -> String {
+async fn serve(app: notes_api::App) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -409,6 +409,64 @@ async fn notes_crud_ownership_and_bad_input() {
         .await
         .unwrap();
     assert_eq!(health["verifier"]["feed_connected"], true);
+}
+
+/// The verifier's layer wraps the whole router: without a valid token every path but the
+/// public `/healthz` is `401` (unknown ones too: the route table does not show), with one an
+/// unknown path is `404`; `/healthz` needs no token and does not verify one it is sent.
+#[tokio::test]
+async fn deny_by_default_with_one_public_path() {
+    let env = Env::start().await;
+    let (_, alice) = env.user("alice@example.com").await;
+    let (h, n) = (&env.http, &env.notes);
+    for path in [
+        "/notes",
+        "/notes/x",
+        "/admin/notes",
+        "/nope",
+        "/",
+        "/healthz/",
+        "/HEALTHZ",
+    ] {
+        let r = h.get(format!("{n}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer", "{path}");
+        let r = h
+            .get(format!("{n}{path}"))
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a bad token");
+    }
+    for path in ["/nope", "/", "/notes/x/y"] {
+        let r = h
+            .get(format!("{n}{path}"))
+            .bearer_auth(&alice.access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} with a valid token");
+    }
+    // Public, with or without a (bad) token, and on a query string.
+    for (path, token) in [("/healthz", None), ("/healthz?x=1", Some("not-a-token"))] {
+        let mut rq = h.get(format!("{n}{path}"));
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        let r = rq.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    // A method the route does not have: 405 to an authenticated caller, 401 to anyone else.
+    let r = h.put(format!("{n}/notes")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = h
+        .put(format!("{n}/notes"))
+        .bearer_auth(&alice.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
 }
 
 #[tokio::test]
