@@ -1,13 +1,16 @@
 //! Password hashing: Argon2id (RFC 9106) with at least the OWASP minimum parameters
-//! (m = 19456 KiB, t = 2, p = 1), run on the blocking pool behind a semaphore so a burst of
-//! logins can neither stall the async executor nor exhaust memory.
+//! (m = 19456 KiB, t = 2, p = 1), run on dedicated threads (one per core) fed from a queue, so
+//! a burst of logins can neither stall the async executor nor exhaust memory.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use super::{DomainError, DomainResult};
@@ -26,77 +29,162 @@ pub const MAX_LENGTH: usize = 1024;
 /// Hashes and verifies passwords with bounded concurrency.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
     params: Params,
     /// A hash of a random password, verified against when the account does not exist, so an
     /// unknown email costs the same time as a wrong password.
     dummy: Arc<String>,
-    /// Working memory kept between hashes (at most one buffer per permit).
-    pool: Arc<MemoryPool>,
+    workers: Arc<Workers>,
 }
 
-/// How long the pool keeps Argon2's working memory after the last hash.
-const POOL_IDLE: Duration = Duration::from_secs(5);
+/// How long a hashing thread keeps Argon2's working memory after its last hash.
+const MEMORY_IDLE: Duration = Duration::from_secs(5);
 
-/// Argon2's working memory, reused while hashes keep coming and returned to the OS once none
-/// ran for [`POOL_IDLE`]. Mapping a fresh 19 MiB per hash made the kernel zero-fill it on
-/// ~4,900 page faults and unmap it after: 39 % of the server's CPU under a login load, and
-/// login at 0.52 of raw Argon2id (bench/README.md, "System"). Holding the buffers only while
-/// logins arrive keeps the idle process at its small resident size.
+/// The hashing threads, stopped when the last [`PasswordHasher`] clone drops this.
+///
+/// Each thread takes the next queued hash as soon as it finishes one, and keeps its 19 MiB of
+/// working memory while hashes keep coming ([`MEMORY_IDLE`]). Before these threads, hashes ran
+/// on Tokio's blocking pool behind a semaphore: between two hashes the permit went back
+/// through the async side (the finished task woken on a worker, the next waiter woken on a
+/// worker, `spawn_blocking` waking a pool thread), and under a login load both cores were idle
+/// 5 % of the time and logins ran at 0.87-0.89 of raw Argon2id (bench/README.md, "System").
+/// Before that, mapping a fresh 19 MiB per hash made the kernel zero-fill it on ~4,900 page
+/// faults: 39 % of the server's CPU, logins at 0.52.
+struct Workers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// How long an idle thread keeps its working memory.
+    memory_idle: Duration,
+    /// Threads holding working memory (for tests and `Debug`).
+    buffers: AtomicUsize,
+    /// Threads running.
+    threads: AtomicUsize,
+    /// Jobs run (a job whose caller went away before it started is skipped, not counted).
+    ran: AtomicU64,
+}
+
 #[derive(Default)]
-struct MemoryPool {
-    state: Mutex<PoolState>,
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
 }
 
-#[derive(Default)]
-struct PoolState {
-    free: Vec<Vec<Block>>,
-    last_used: Option<Instant>,
-}
+/// A queued hash: gets the thread's working memory; returns whether it ran.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) -> bool + Send>;
 
-impl std::fmt::Debug for MemoryPool {
+impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryPool")
-            .field("free", &self.lock().free.len())
-            .finish()
+        f.debug_struct("Workers")
+            .field("threads", &self.shared.threads.load(Ordering::Relaxed))
+            .field("buffers", &self.shared.buffers.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
-impl MemoryPool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs never run under the lock, so a poisoned queue is still whole.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job; `None` once closed and drained. Frees `memory` after an idle interval.
+    fn next(&self, memory: &mut Vec<Block>) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            if memory.capacity() == 0 {
+                q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let (guard, waited) = self
+                .wake
+                .wait_timeout(q, self.memory_idle)
+                .unwrap_or_else(|e| e.into_inner());
+            q = guard;
+            if waited.timed_out() && q.jobs.is_empty() {
+                // Idle: return the memory to the OS (unmapped outside the lock).
+                drop(q);
+                *memory = Vec::new();
+                self.buffers.fetch_sub(1, Ordering::Relaxed);
+                q = self.lock();
+            }
         }
     }
 
-    /// A buffer to hash with (empty when none is pooled: `with_memory` allocates it).
-    fn take(&self) -> Vec<Block> {
-        let mut st = self.lock();
-        st.last_used = Some(Instant::now());
-        st.free.pop().unwrap_or_default()
-    }
-
-    fn put(&self, memory: Vec<Block>) {
-        let mut st = self.lock();
-        st.last_used = Some(Instant::now());
-        st.free.push(memory);
-    }
-
-    /// Frees every pooled buffer if none was taken or returned since `now - POOL_IDLE`.
-    fn trim_idle_at(&self, now: Instant) {
-        let mut st = self.lock();
-        if st
-            .last_used
-            .is_none_or(|t| now.saturating_duration_since(t) >= POOL_IDLE)
-        {
-            st.free = Vec::new();
+    fn run(&self) {
+        let mut memory: Vec<Block> = Vec::new();
+        while let Some(job) = self.next(&mut memory) {
+            let had = memory.capacity() > 0;
+            // A panicking hash must not take a thread (a core's worth of logins) down with it;
+            // its caller sees its result channel close.
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+            if ran.unwrap_or(true) {
+                self.ran.fetch_add(1, Ordering::Relaxed);
+            }
+            if !had && memory.capacity() > 0 {
+                self.buffers.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        if memory.capacity() > 0 {
+            self.buffers.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.threads.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Workers {
+    fn start(threads: usize, memory_idle: Duration) -> DomainResult<Self> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            memory_idle,
+            buffers: AtomicUsize::new(0),
+            threads: AtomicUsize::new(0),
+            ran: AtomicU64::new(0),
+        });
+        let workers = Self {
+            shared: Arc::clone(&shared),
+        };
+        for i in 0..threads.max(1) {
+            let shared = Arc::clone(&shared);
+            shared.threads.fetch_add(1, Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{i}"))
+                .spawn(move || shared.run());
+            if let Err(e) = spawned {
+                workers.shared.threads.fetch_sub(1, Ordering::Relaxed);
+                // `workers` drops here and stops the threads already started.
+                return Err(DomainError::Internal(format!("password thread: {e}")));
+            }
+        }
+        Ok(workers)
     }
 
-    #[cfg(test)]
-    fn pooled(&self) -> usize {
-        self.lock().free.len()
+    fn submit(&self, job: Job) -> DomainResult<()> {
+        let mut q = self.shared.lock();
+        if q.closed {
+            return Err(DomainError::Internal("password hasher closed".into()));
+        }
+        q.jobs.push_back(job);
+        drop(q);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // Queued jobs still run (their callers are waiting), then the threads exit.
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
     }
 }
 
@@ -111,7 +199,7 @@ fn argon2(params: &Params) -> Argon2<'static> {
 /// one: RSS went from 13 MB to 365 MB after 24 logins and stayed there (bench/README.md,
 /// "System"); with this it returns to ~15 MB. Only `blocks` blocks are written.
 ///
-/// `memory` is a pooled buffer (see [`MemoryPool`]) or empty; it is grown when the hash needs
+/// `memory` is the hashing thread's buffer (see [`Workers`]) or empty; it is grown when the hash needs
 /// more blocks. Argon2 writes every block before it reads it, so a reused buffer's old contents
 /// do not matter.
 fn with_memory<T>(memory: &mut Vec<Block>, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
@@ -182,21 +270,22 @@ fn verify_blocking(password: &[u8], phc: &PasswordHash<'_>, memory: &mut Vec<Blo
 }
 
 impl PasswordHasher {
-    /// A hasher with the production parameters, as many concurrent hashes as CPU cores.
+    /// A hasher with the production parameters, one hashing thread per CPU core.
     pub async fn new() -> DomainResult<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(cores, MEMORY_IDLE).await
+    }
+
+    async fn with_threads(threads: usize, memory_idle: Duration) -> DomainResult<Self> {
         let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
             .map_err(|e| DomainError::Internal(format!("argon2 params: {e}")))?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut hasher = Self {
-            permits: Arc::new(Semaphore::new(cores)),
             params,
             dummy: Arc::new(String::new()),
-            pool: Arc::new(MemoryPool::default()),
+            workers: Arc::new(Workers::start(threads, memory_idle)?),
         };
         let random = Zeroizing::new(crate::crypto::random_token()?);
         hasher.dummy = Arc::new(hasher.hash(&random).await?);
-        // Start small: no buffer is kept for a login that may not come for a while.
-        hasher.pool.trim_idle_at(Instant::now() + POOL_IDLE);
         Ok(hasher)
     }
 
@@ -204,26 +293,19 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce(&Params, &mut Vec<Block>) -> T + Send + 'static,
     ) -> DomainResult<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| DomainError::Internal("password hasher closed".into()))?;
+        let (tx, rx) = oneshot::channel();
         let params = self.params.clone();
-        let mut memory = self.pool.take();
-        let (out, memory) = tokio::task::spawn_blocking(move || {
-            let out = f(&params, &mut memory);
-            (out, memory)
-        })
-        .await
-        .map_err(|e| DomainError::Internal(format!("password task: {e}")))?;
-        self.pool.put(memory);
-        let pool = Arc::clone(&self.pool);
-        tokio::spawn(async move {
-            tokio::time::sleep(POOL_IDLE).await;
-            pool.trim_idle_at(Instant::now());
-        });
-        Ok(out)
+        self.workers.submit(Box::new(move |memory| {
+            // The caller went away while this waited (client gone, request timed out): no
+            // hash for nobody, the next caller's starts now.
+            if tx.is_closed() {
+                return false;
+            }
+            let _ = tx.send(f(&params, memory));
+            true
+        }))?;
+        rx.await
+            .map_err(|_| DomainError::Internal("password hash failed".into()))
     }
 
     /// Hashes a password into PHC format.
@@ -312,25 +394,93 @@ mod tests {
         ));
     }
 
-    /// Buffers are reused between hashes (one per permit at most) and freed once idle.
+    /// Each thread keeps its working memory between hashes and frees it once idle; dropping
+    /// the last hasher clone stops the threads.
     #[tokio::test]
-    async fn working_memory_is_reused_then_released_when_idle() {
-        let hasher = PasswordHasher::new().await.unwrap();
-        assert_eq!(
-            hasher.pool.pooled(),
-            0,
-            "the dummy hash's buffer is not kept"
-        );
+    async fn working_memory_is_kept_then_released_when_idle() {
+        let idle = Duration::from_millis(300);
+        let hasher = PasswordHasher::with_threads(2, idle).await.unwrap();
+        let shared = Arc::clone(&hasher.workers.shared);
+        assert_eq!(shared.threads.load(Ordering::Relaxed), 2);
         let phc = hasher.hash("correct horse battery").await.unwrap();
         assert!(hasher.verify("correct horse battery", &phc).await.unwrap());
         assert!(!hasher.verify("correct horse batterz", &phc).await.unwrap());
-        // new() keeps no buffer; three hashes one at a time: one buffer, reused.
-        assert_eq!(hasher.pool.pooled(), 1);
-        hasher.pool.trim_idle_at(Instant::now());
-        assert_eq!(hasher.pool.pooled(), 1, "not idle yet");
-        hasher.pool.trim_idle_at(Instant::now() + POOL_IDLE);
-        assert_eq!(hasher.pool.pooled(), 0, "idle: returned to the OS");
-        // And hashing still works from an empty pool.
+        // (Counted just after a hash's result is sent.)
+        let mut waited = 0;
+        while shared.buffers.load(Ordering::Relaxed) == 0 {
+            assert!(waited < 500, "no buffer held after three hashes");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            waited += 1;
+        }
+        let held = shared.buffers.load(Ordering::Relaxed);
+        assert!((1..=2).contains(&held), "{held} buffers held");
+        // Idle: returned to the OS, and hashing still works after.
+        let mut waited = Duration::ZERO;
+        while shared.buffers.load(Ordering::Relaxed) > 0 {
+            assert!(waited < idle * 10, "memory still held after {waited:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
         assert!(hasher.verify("correct horse battery", &phc).await.unwrap());
+
+        let clone = hasher.clone();
+        drop(hasher);
+        assert!(clone.verify("correct horse battery", &phc).await.unwrap());
+        drop(clone);
+        let mut waited = Duration::ZERO;
+        while shared.threads.load(Ordering::Relaxed) > 0 {
+            assert!(waited < Duration::from_secs(10), "threads still running");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        assert_eq!(shared.buffers.load(Ordering::Relaxed), 0);
+    }
+
+    /// A caller that goes away while its hash is queued (client disconnected, request timed
+    /// out) costs no hash.
+    #[tokio::test]
+    async fn abandoned_hashes_are_skipped() {
+        let hasher = PasswordHasher::with_threads(1, MEMORY_IDLE).await.unwrap();
+        let shared = Arc::clone(&hasher.workers.shared);
+        let phc = hasher.hash("correct horse battery").await.unwrap();
+        let before = shared.ran.load(Ordering::Relaxed);
+        // A job holds the only thread until released; five hashes queue behind it.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let (entered, started) = std::sync::mpsc::channel::<()>();
+        hasher
+            .workers
+            .submit(Box::new(move |_| {
+                let _ = entered.send(());
+                let _ = gate.recv();
+                true
+            }))
+            .unwrap();
+        started.recv().unwrap();
+        let mut abandoned = Vec::new();
+        for _ in 0..5 {
+            let h = hasher.clone();
+            abandoned.push(tokio::spawn(async move { h.hash("abandoned pass").await }));
+        }
+        while shared.lock().jobs.len() < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for task in &abandoned {
+            task.abort();
+        }
+        for task in abandoned {
+            assert!(task.await.unwrap_err().is_cancelled());
+        }
+        release.send(()).unwrap();
+        // The five are skipped, not hashed: the next hash is the only one that runs.
+        assert!(hasher.verify("correct horse battery", &phc).await.unwrap());
+        // (A job is counted just after its result is sent: wait for the count to catch up.)
+        let mut waited = 0;
+        while shared.ran.load(Ordering::Relaxed) - before < 2 {
+            assert!(waited < 500, "the verify was not counted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert_eq!(shared.ran.load(Ordering::Relaxed) - before, 2);
+        assert!(shared.lock().jobs.is_empty());
     }
 }
