@@ -166,7 +166,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &self.config;
-        if !config.public.is_empty() && config.public.iter().any(|p| **p == *req.uri().path()) {
+        if config.public.iter().any(|p| **p == *req.uri().path()) {
             // For `Option<Authenticated>` in the public handler.
             req.extensions_mut().insert(config.verifier.clone());
             return RequireAuthFuture::inner(self.inner.call(req));

@@ -199,9 +199,9 @@ fn argon2(params: &Params) -> Argon2<'static> {
 /// one: RSS went from 13 MB to 365 MB after 24 logins and stayed there (bench/README.md,
 /// "System"); with this it returns to ~15 MB. Only `blocks` blocks are written.
 ///
-/// `memory` is the hashing thread's buffer (see [`Workers`]) or empty; it is grown when the hash needs
-/// more blocks. Argon2 writes every block before it reads it, so a reused buffer's old contents
-/// do not matter.
+/// `memory` is the hashing thread's buffer (see [`Workers`]) or empty; it is grown when the
+/// hash needs more blocks. Argon2 writes every block before it reads it, so a reused buffer's
+/// old contents do not matter.
 fn with_memory<T>(memory: &mut Vec<Block>, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     const UNMAPPED_ON_FREE: usize = (32 << 20) / Block::SIZE + 1;
     if memory.len() < blocks {
@@ -303,8 +303,8 @@ impl PasswordHasher {
         let (tx, rx) = oneshot::channel();
         let params = self.params.clone();
         self.workers.submit(Box::new(move |memory| {
-            // The caller went away while this waited (client gone, request timed out): no
-            // hash for nobody, the next caller's starts now.
+            // The caller went away while this waited (client gone, request timed out): skip
+            // the hash, so the next caller's starts now.
             if tx.is_closed() {
                 return false;
             }
